@@ -1,0 +1,38 @@
+"""Small helpers every dialect uses: the app's core, JSON bodies, JSON responses."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import orjson
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+
+from parley.api.errors import from_validation
+from parley.api.jsonresp import json_response  # noqa: F401 - re-exported for the routers
+from parley.errors import BadRequest
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def core(request: Request) -> Any:
+    return request.app.state.core
+
+
+async def json_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw:
+        raise BadRequest("The request body is empty; send a JSON object.", code="invalid_json")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"We could not parse the JSON body of your request: {exc.msg}.", code="invalid_json") from None
+
+
+def validate(model: type[M], data: Any) -> M:
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object.", code="invalid_json")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation(list(exc.errors())) from None

@@ -1,0 +1,95 @@
+"""Each dialect's error body for the one exception family, chosen by path prefix."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from parley.api.jsonresp import json_response
+from parley.errors import BadRequest, ParleyError, Unauthorized
+
+log = logging.getLogger("parley.errors")
+
+
+def openai_body(exc: ParleyError) -> dict[str, Any]:
+    return {"error": {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}}
+
+
+def v8_body(exc: ParleyError) -> dict[str, Any]:
+    # Seed 003: authentication failures use OpenAI's envelope, everything else {"error": "…"}.
+    if isinstance(exc, Unauthorized):
+        return openai_body(exc)
+    return {"error": exc.message}
+
+
+def body_for(path: str, exc: ParleyError) -> dict[str, Any]:
+    return v8_body(exc) if path.startswith("/v8") else openai_body(exc)
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def from_validation(errors: list[dict[str, Any]]) -> BadRequest:
+    """A 400 that names the first offending field, worded as OpenAI words it."""
+    err = errors[0]
+    loc = tuple(p for p in err.get("loc", ()) if p not in ("body",) and not str(p).startswith("function-"))
+    # Drop pydantic's union-branch labels such as 'str' or 'list[...]' from the location.
+    loc = tuple(
+        p
+        for p in loc
+        if isinstance(p, int)
+        or not any(c in str(p) for c in "[]")
+        and p not in ("str", "list", "dict", "int", "float", "bool")
+    )
+    param = _loc(loc) or None
+    if err.get("type") == "missing":
+        return BadRequest(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+    if err.get("type") == "json_invalid":
+        return BadRequest("We could not parse the JSON body of your request.", code="invalid_json")
+    msg = err.get("msg", "invalid value")
+    return BadRequest(f"Invalid value for '{param}': {msg}.", param=param, code="invalid_value")
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ParleyError)
+    async def _parley(request: Request, exc: ParleyError) -> Response:
+        if exc.status >= 500:
+            log.warning("request failed", extra={"fields": {"path": request.url.path, "error": exc.message}})
+        return json_response(body_for(request.url.path, exc), exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        err = from_validation(list(exc.errors()))
+        return json_response(body_for(request.url.path, err), 400)
+
+    @app.exception_handler(ValidationError)
+    async def _invalid_model(request: Request, exc: ValidationError) -> Response:
+        err = from_validation(list(exc.errors()))
+        return json_response(body_for(request.url.path, err), 400)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        err = ParleyError(str(exc.detail), status=exc.status_code)
+        err.type = "invalid_request_error"
+        if exc.status_code == 404:
+            err.message = f"Unknown route: {request.method} {request.url.path}"
+        return json_response(body_for(request.url.path, err), exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", extra={"fields": {"path": request.url.path}})
+        err = ParleyError("The server had an error while processing your request.")
+        return json_response(body_for(request.url.path, err), 500)

@@ -1,0 +1,77 @@
+"""create_app(): the three dialects over one core, and what they share for the app's lifetime."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from parley import __version__
+from parley.api import errors, v1
+from parley.api.limits import BodyLimit
+from parley.auth.gateway_keys import GatewayKeyVerifier
+from parley.config import Settings, load_settings
+from parley.providers.routing import Router
+from parley.storage import db
+
+
+@dataclass
+class Core:
+    """Everything a request handler may need, built once at start."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    router: Router
+    gateway_keys: GatewayKeyVerifier
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # `parley serve` migrates once before starting workers; a bare ASGI host migrates here.
+        if os.environ.get("PARLEY_MIGRATED") != settings.database_url:
+            await db.migrate(settings.database_url)
+        engine = db.create_engine(settings.database_url)
+        sessions = db.sessionmaker(engine)
+        router = Router(settings)
+        app.state.core = Core(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            router=router,
+            gateway_keys=GatewayKeyVerifier(sessions, settings.auth_cache_ttl),
+        )
+        try:
+            yield
+        finally:
+            await router.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Parley",
+        version=__version__,
+        description="Self-hosted AI chat backend: an OpenAI-compatible gateway, project sessions, "
+        "v8 conversations, knowledge bases and file extraction.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(v1.router)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness and version")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    app.add_middleware(
+        BodyLimit,
+        default=settings.max_body_bytes,
+        uploads=settings.max_upload_bytes,
+        upload_paths=("/v8/files/",),
+    )
+    return app

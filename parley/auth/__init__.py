@@ -1,0 +1,1 @@
+"""Authentication: gateway keys, project keys and v8 ek-/ak- tokens."""

@@ -1,0 +1,114 @@
+"""Settings: a YAML file (``--config FILE`` or ``PARLEY_CONFIG``) overridden by ``PARLEY_*`` variables.
+
+``PARLEY_PORT=9000`` sets ``port``; a double underscore reaches into nested tables
+(``PARLEY_TIMEOUTS__IDLE=30``). Values are parsed as YAML, so numbers, booleans and lists work.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+BUILTIN_MODEL = "parley-offline"
+LOCAL_EMBEDDING_MODEL = "use-multilingual-v3"  # always served, offline, from a PyPI package
+
+
+class Timeouts(BaseModel):
+    """Seconds. ``first_byte`` and ``idle`` fire even when the upstream sends nothing at all."""
+
+    model_config = ConfigDict(extra="forbid")
+    connect: float = 10.0
+    first_byte: float = 120.0  # until the upstream answers (headers, then the first chunk)
+    idle: float = 60.0  # the longest silence allowed between two stream chunks
+    total: float = 600.0  # the whole request, however steadily it trickles
+
+
+class ProviderConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    type: Literal["openai", "builtin"]
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeouts: Timeouts | None = None  # falls back to the server-wide ``timeouts``
+    max_connections: int = 1000
+    stream_usage: bool = True  # ask the upstream for a usage chunk (stream_options.include_usage)
+    chunk_delay: float = 0.02  # builtin only: seconds between streamed words, to feel like a model
+
+    @model_validator(mode="after")
+    def _needs_base_url(self) -> ProviderConfig:
+        if self.type == "openai" and not self.base_url:
+            raise ValueError(f"provider {self.name!r}: type openai needs a base_url")
+        return self
+
+
+class ModelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    provider: str
+    upstream_model: str | None = None  # defaults to ``name``
+    owned_by: str | None = None
+    kind: Literal["chat", "embedding"] = "chat"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    database_url: str = "sqlite+aiosqlite:///data/parley.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+    providers: list[ProviderConfig] = Field(default_factory=lambda: [ProviderConfig(name="builtin", type="builtin")])
+    models: list[ModelConfig] = Field(
+        default_factory=lambda: [ModelConfig(name=BUILTIN_MODEL, provider="builtin", owned_by="parley")]
+    )
+    default_model: str | None = None
+    default_embedding_model: str = LOCAL_EMBEDDING_MODEL
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    sse_ping_interval: float = 15.0  # seconds of upstream silence before a ``: ping`` comment
+    max_body_bytes: int = 16 * 1024 * 1024  # JSON request bodies; 413 beyond
+    max_upload_bytes: int = 50 * 1024 * 1024  # file uploads; 413 beyond
+    auth_cache_ttl: float = 2.0  # seconds a verified key is trusted before it is looked up again
+
+    @model_validator(mode="after")
+    def _check_routes(self) -> Settings:
+        names = {p.name for p in self.providers}
+        if len(names) != len(self.providers):
+            raise ValueError("provider names must be unique")
+        for m in self.models:
+            if m.provider not in names:
+                raise ValueError(f"model {m.name!r} names unknown provider {m.provider!r}")
+        chat = [m.name for m in self.models if m.kind == "chat"]
+        if self.default_model is None and chat:
+            self.default_model = chat[0]
+        return self
+
+    def timeouts_for(self, provider: ProviderConfig) -> Timeouts:
+        return provider.timeouts or self.timeouts
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        tree = tree.setdefault(part, {})
+    tree[path[-1]] = value
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None) -> Settings:
+    """Read the YAML file (if any), apply ``PARLEY_*`` overrides, validate."""
+    path = config_file or os.environ.get("PARLEY_CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: the top level must be a mapping")
+    for name, raw in os.environ.items():
+        if not name.startswith("PARLEY_") or name == "PARLEY_CONFIG":
+            continue
+        keys = name[len("PARLEY_") :].lower().split("__")
+        if keys[0] not in Settings.model_fields:
+            continue
+        _set_path(data, keys, yaml.safe_load(raw) if raw else raw)
+    return Settings.model_validate(data)

