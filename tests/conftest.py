@@ -24,8 +24,20 @@ from parley.config import Settings
 from tests.servers import ThreadedServer
 from tests.upstream_double import Recorder, build
 
-DOUBLE_MODELS = ["echo", "tools", "reasoning", "fail-500", "fail-400", "hang", "silent-stream", "slow-stream",
-                 "endless", "drop", "double-usage", "no-usage"]
+DOUBLE_MODELS = [
+    "echo",
+    "tools",
+    "reasoning",
+    "fail-500",
+    "fail-400",
+    "hang",
+    "silent-stream",
+    "slow-stream",
+    "endless",
+    "drop",
+    "double-usage",
+    "no-usage",
+]
 
 
 @dataclass
@@ -88,9 +100,19 @@ def test_settings(database_url: str, upstream_url: str, **overrides: Any) -> Set
     data: dict[str, Any] = {
         "database_url": database_url,
         "providers": [
-            {"name": "up", "type": "openai", "base_url": upstream_url + "/v1", "api_key": "sk-upstream-secret",
-             "timeouts": fast},
-            {"name": "up-short", "type": "openai", "base_url": upstream_url + "/v1", "timeouts": {**fast, "total": 1.0}},
+            {
+                "name": "up",
+                "type": "openai",
+                "base_url": upstream_url + "/v1",
+                "api_key": "sk-upstream-secret",
+                "timeouts": fast,
+            },
+            {
+                "name": "up-short",
+                "type": "openai",
+                "base_url": upstream_url + "/v1",
+                "timeouts": {**fast, "total": 1.0},
+            },
             {"name": "nowhere", "type": "openai", "base_url": "http://127.0.0.1:9/v1", "timeouts": fast},
             {"name": "builtin", "type": "builtin", "chunk_delay": 0},
         ],
@@ -116,8 +138,9 @@ def cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the real ``parley`` CLI against a database."""
     env = {**os.environ, "PARLEY_DATABASE_URL": database_url}
     env.pop("PARLEY_CONFIG", None)
-    return subprocess.run([sys.executable, "-m", "parley", *args], env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "parley", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def cli_json(database_url: str, *args: str) -> Any:

@@ -9,9 +9,15 @@ import pytest
 
 from tests.upstream_double import TOOL_CALLS, USAGE
 
-WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Get the weather",
-                                             "parameters": {"type": "object", "properties": {"location": {"type": "string"}},
-                                                            "required": ["location"]}, "strict": True}}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get the weather",
+        "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]},
+        "strict": True,
+    },
+}
 
 
 def sdk(parley, **kw) -> openai.OpenAI:
@@ -19,8 +25,13 @@ def sdk(parley, **kw) -> openai.OpenAI:
 
 
 def test_non_streaming_completion_relays_upstream(parley):
-    res = sdk(parley).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "你好"}],
-                                              temperature=0.3, seed=7, extra_body={"custom_field": {"x": 1}})
+    res = sdk(parley).chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "你好"}],
+        temperature=0.3,
+        seed=7,
+        extra_body={"custom_field": {"x": 1}},
+    )
     assert res.object == "chat.completion"
     assert res.model == "gpt-4o-mini"
     assert res.choices[0].message.content == "echo: 你好"
@@ -42,9 +53,14 @@ def test_usage_is_counted_locally_when_upstream_gives_none(parley):
 
 
 def test_streaming_with_usage_ends_with_usage_chunk_without_choices(parley):
-    chunks = list(sdk(parley).chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "one two three"}], stream=True,
-        stream_options={"include_usage": True}))
+    chunks = list(
+        sdk(parley).chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "one two three"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "echo: one two three "
     assert chunks[-1].choices == []
@@ -55,31 +71,49 @@ def test_streaming_with_usage_ends_with_usage_chunk_without_choices(parley):
 
 
 def test_streaming_without_include_usage_sends_no_usage_chunk(parley):
-    chunks = list(sdk(parley).chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}], stream=True))
+    chunks = list(
+        sdk(parley).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}], stream=True
+        )
+    )
     assert all(c.choices for c in chunks)
     assert chunks[-1].choices[0].finish_reason == "stop"
 
 
 def test_cumulative_upstream_usage_is_not_summed_twice(parley):
-    chunks = list(sdk(parley).chat.completions.create(
-        model="double-usage", messages=[{"role": "user", "content": "a b c d"}], stream=True,
-        stream_options={"include_usage": True}))
+    chunks = list(
+        sdk(parley).chat.completions.create(
+            model="double-usage",
+            messages=[{"role": "user", "content": "a b c d"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     usage_chunks = [c for c in chunks if c.usage is not None]
     assert len(usage_chunks) == 1 and usage_chunks[0].choices == []
     assert usage_chunks[0].usage.total_tokens == USAGE["total_tokens"]
 
 
 def test_stream_usage_is_counted_locally_when_upstream_gives_none(parley):
-    chunks = list(sdk(parley).chat.completions.create(
-        model="no-usage", messages=[{"role": "user", "content": "count me"}], stream=True,
-        stream_options={"include_usage": True}))
+    chunks = list(
+        sdk(parley).chat.completions.create(
+            model="no-usage",
+            messages=[{"role": "user", "content": "count me"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
 
 
 def test_parallel_tool_calls_non_streaming(parley):
-    res = sdk(parley).chat.completions.create(model="tools", messages=[{"role": "user", "content": "weather?"}],
-                                              tools=[WEATHER], tool_choice="auto", parallel_tool_calls=True)
+    res = sdk(parley).chat.completions.create(
+        model="tools",
+        messages=[{"role": "user", "content": "weather?"}],
+        tools=[WEATHER],
+        tool_choice="auto",
+        parallel_tool_calls=True,
+    )
     assert res.choices[0].finish_reason == "tool_calls"
     calls = res.choices[0].message.tool_calls
     assert [(c.id, c.function.name, c.function.arguments) for c in calls] == TOOL_CALLS
@@ -87,8 +121,9 @@ def test_parallel_tool_calls_non_streaming(parley):
 
 
 def test_streamed_parallel_tool_call_arguments_arrive_intact_and_in_order(parley):
-    stream = sdk(parley).chat.completions.create(model="tools", messages=[{"role": "user", "content": "weather?"}],
-                                                 tools=[WEATHER], stream=True)
+    stream = sdk(parley).chat.completions.create(
+        model="tools", messages=[{"role": "user", "content": "weather?"}], tools=[WEATHER], stream=True
+    )
     calls: dict[int, dict] = {}
     finish = None
     for chunk in stream:
@@ -105,18 +140,27 @@ def test_streamed_parallel_tool_call_arguments_arrive_intact_and_in_order(parley
 
 
 def test_tool_result_round_trip(parley):
-    messages = [{"role": "user", "content": "weather?"},
-                {"role": "assistant", "content": None, "tool_calls": [
-                    {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
-                {"role": "tool", "tool_call_id": "call_a", "content": "22°C"}]
+    messages = [
+        {"role": "user", "content": "weather?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_a", "content": "22°C"},
+    ]
     res = sdk(parley).chat.completions.create(model="tools", messages=messages, tools=[WEATHER])
     assert res.choices[0].message.content == "echo: 22°C"
     assert parley.upstream.rec.last()["messages"][2] == messages[2]
 
 
 def test_image_content_parts_pass_through(parley):
-    content = [{"type": "text", "text": "what is this"},
-               {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"}}]
+    content = [
+        {"type": "text", "text": "what is this"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"}},
+    ]
     res = sdk(parley).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": content}])
     assert res.choices[0].message.content == "echo: what is this"
     assert parley.upstream.rec.last()["messages"][0]["content"] == content
@@ -143,14 +187,19 @@ def test_builtin_model_offline_says_what_it_is(parley):
     assert "built-in offline model" in text and "config" in text and 'You said: "hi"' in text
     again = sdk(parley).chat.completions.create(model="parley-offline", messages=[{"role": "user", "content": "hi"}])
     assert again.choices[0].message.content == text  # deterministic
-    streamed = "".join(c.choices[0].delta.content or "" for c in sdk(parley).chat.completions.create(
-        model="parley-offline", messages=[{"role": "user", "content": "hi"}], stream=True))
+    streamed = "".join(
+        c.choices[0].delta.content or ""
+        for c in sdk(parley).chat.completions.create(
+            model="parley-offline", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+    )
     assert streamed == text
 
 
 def test_builtin_model_calls_tools(parley):
-    res = sdk(parley).chat.completions.create(model="parley-offline", tools=[WEATHER],
-                                              messages=[{"role": "user", "content": "Paris"}])
+    res = sdk(parley).chat.completions.create(
+        model="parley-offline", tools=[WEATHER], messages=[{"role": "user", "content": "Paris"}]
+    )
     call = res.choices[0].message.tool_calls[0]
     assert res.choices[0].finish_reason == "tool_calls"
     assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"location": "Paris"}
@@ -167,16 +216,18 @@ def test_local_embeddings_with_the_sdk(parley):
 
 def test_upstream_embeddings_float_format(parley):
     with parley.client() as http:
-        r = http.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": "abcd",
-                                               "encoding_format": "float"})
+        r = http.post(
+            "/v1/embeddings", json={"model": "text-embedding-3-small", "input": "abcd", "encoding_format": "float"}
+        )
     assert r.status_code == 200
     assert r.json()["data"] == [{"object": "embedding", "index": 0, "embedding": [4.0, 1.0, 0.0]}]
 
 
 async def test_async_client_streaming(parley):
     client = openai.AsyncOpenAI(base_url=parley.url + "/v1", api_key=parley.key, max_retries=0)
-    stream = await client.chat.completions.create(model="gpt-4o-mini", stream=True,
-                                                  messages=[{"role": "user", "content": "async works"}])
+    stream = await client.chat.completions.create(
+        model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "async works"}]
+    )
     text = "".join([c.choices[0].delta.content or "" async for c in stream])
     assert text == "echo: async works "
     res = await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])

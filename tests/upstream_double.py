@@ -42,8 +42,14 @@ def _last_user(body: dict[str, Any]) -> str:
 
 
 def _chunk(model: str, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
-    return {"id": "chatcmpl-up", "object": "chat.completion.chunk", "created": 1, "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+    return {
+        "id": "chatcmpl-up",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        **extra,
+    }
 
 
 def _sse(obj: Any) -> bytes:
@@ -74,25 +80,50 @@ def build(rec: Recorder) -> Starlette:
         body = orjson.loads(await request.body())
         rec.requests.append(body)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        data = [{"object": "embedding", "index": i, "embedding": [float(len(t)), 1.0, 0.0]} for i, t in enumerate(inputs)]
-        return Response(orjson.dumps({"object": "list", "data": data, "model": body["model"],
-                                      "usage": {"prompt_tokens": 3, "total_tokens": 3}}), media_type="application/json")
+        data = [
+            {"object": "embedding", "index": i, "embedding": [float(len(t)), 1.0, 0.0]} for i, t in enumerate(inputs)
+        ]
+        return Response(
+            orjson.dumps(
+                {
+                    "object": "list",
+                    "data": data,
+                    "model": body["model"],
+                    "usage": {"prompt_tokens": 3, "total_tokens": 3},
+                }
+            ),
+            media_type="application/json",
+        )
 
-    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]),
-                             Route("/v1/embeddings", embeddings, methods=["POST"])])
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
+        ]
+    )
 
 
 def _whole(model: str, body: dict[str, Any], text: str) -> Response:
     message: dict[str, Any] = {"role": "assistant", "content": text}
     finish = "stop"
     if model == "tools" and body.get("tools") and (body.get("messages") or [{}])[-1].get("role") != "tool":
-        message = {"role": "assistant", "content": None, "tool_calls": [
-            {"id": i, "type": "function", "function": {"name": n, "arguments": a}} for i, n, a in TOOL_CALLS]}
+        message = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": i, "type": "function", "function": {"name": n, "arguments": a}} for i, n, a in TOOL_CALLS
+            ],
+        }
         finish = "tool_calls"
     if model == "reasoning":
         message["reasoning_content"] = "thinking about it"
-    out: dict[str, Any] = {"id": "chatcmpl-up", "object": "chat.completion", "created": 1, "model": model,
-                           "choices": [{"index": 0, "message": message, "finish_reason": finish}]}
+    out: dict[str, Any] = {
+        "id": "chatcmpl-up",
+        "object": "chat.completion",
+        "created": 1,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+    }
     if model != "no-usage":
         out["usage"] = USAGE
     return Response(orjson.dumps(out), media_type="application/json")
@@ -106,14 +137,24 @@ async def _stream(rec: Recorder, model: str, body: dict[str, Any], text: str):  
         yield _sse(_chunk(model, {"role": "assistant", "content": ""}))
         if model == "tools" and (body.get("messages") or [{}])[-1].get("role") != "tool":
             for i, (cid, name, _args) in enumerate(TOOL_CALLS):
-                yield _sse(_chunk(model, {"tool_calls": [{"index": i, "id": cid, "type": "function",
-                                                          "function": {"name": name, "arguments": ""}}]}))
+                yield _sse(
+                    _chunk(
+                        model,
+                        {
+                            "tool_calls": [
+                                {"index": i, "id": cid, "type": "function", "function": {"name": name, "arguments": ""}}
+                            ]
+                        },
+                    )
+                )
             # Interleave the three calls' argument fragments, a few characters at a time.
             pieces = [[a[j : j + 4] for j in range(0, len(a), 4)] for _, _, a in TOOL_CALLS]
             for step in range(max(map(len, pieces))):
                 for i, parts in enumerate(pieces):
                     if step < len(parts):
-                        yield _sse(_chunk(model, {"tool_calls": [{"index": i, "function": {"arguments": parts[step]}}]}))
+                        yield _sse(
+                            _chunk(model, {"tool_calls": [{"index": i, "function": {"arguments": parts[step]}}]})
+                        )
             yield _sse(_chunk(model, {}, "tool_calls"))
         elif model == "reasoning":
             for part in ("Let me ", "think."):
@@ -136,16 +177,29 @@ async def _stream(rec: Recorder, model: str, body: dict[str, Any], text: str):  
         elif model == "double-usage":
             # vLLM-style continuous usage: cumulative usage on every chunk, plus a final one.
             for n, word in enumerate(text.split(" ")):
-                yield _sse(_chunk(model, {"content": word + " "}, usage={"prompt_tokens": 11, "completion_tokens": n + 1,
-                                                                          "total_tokens": 12 + n}))
+                yield _sse(
+                    _chunk(
+                        model,
+                        {"content": word + " "},
+                        usage={"prompt_tokens": 11, "completion_tokens": n + 1, "total_tokens": 12 + n},
+                    )
+                )
             yield _sse(_chunk(model, {}, "stop", usage=USAGE))
         else:
             for word in text.split(" "):
                 yield _sse(_chunk(model, {"content": word + " "}))
             yield _sse(_chunk(model, {}, "stop"))
         if want_usage and model not in ("no-usage", "double-usage"):
-            yield _sse({"id": "chatcmpl-up", "object": "chat.completion.chunk", "created": 1, "model": model,
-                        "choices": [], "usage": USAGE})
+            yield _sse(
+                {
+                    "id": "chatcmpl-up",
+                    "object": "chat.completion.chunk",
+                    "created": 1,
+                    "model": model,
+                    "choices": [],
+                    "usage": USAGE,
+                }
+            )
         yield b"data: [DONE]\n\n"
     except asyncio.CancelledError:
         end["reason"] = "cancelled"

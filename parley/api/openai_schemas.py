@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Open = ConfigDict(extra="allow")
+Open = ConfigDict(extra="allow", strict=True)  # "yes" is not a boolean, "0.5" not a number
 
 
 class ContentPart(BaseModel):

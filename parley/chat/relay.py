@@ -14,6 +14,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
+
 from parley.config import Timeouts
 from parley.errors import UpstreamTimeout
 
@@ -63,11 +65,13 @@ async def relay(chunks: AsyncIterator[Any], timeouts: Timeouts, ping_interval: f
             yield chunk
     finally:
         # Closing the upstream iterator closes its HTTP response: the provider stops at once.
-        if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(Exception):
-                await aclose()
+        # Shielded: Starlette cancels this generator through an anyio scope that would otherwise
+        # cancel the clean-up too, leaving the upstream connection open and streaming.
+        with anyio.CancelScope(shield=True):
+            if pending is not None:
+                pending.cancel()
+                await asyncio.wait((pending,))
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()

@@ -1,8 +1,10 @@
 """Any OpenAI-compatible upstream (OpenAI, vLLM, Ollama, llama.cpp server, DeepSeek, …).
 
-One pooled keep-alive httpx client per provider. The only timeout set here is ``connect``;
-first byte, idle gaps and the total are enforced by the chat core (chat/relay.py), where
-they also cover silence that no socket read would notice.
+One pooled keep-alive aiohttp session per provider. aiohttp rather than httpx here because
+httpcore's connection pool costs O(connections) per request: at 64 concurrent requests it
+took most of a core (measured with bench/gateway.py). The only timeout set on the session is
+``connect``; first byte, idle gaps and the total are enforced by the chat core
+(chat/relay.py), which also covers an upstream that trickles or stays silent.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
 import orjson
 
 from parley.config import ProviderConfig, Timeouts
@@ -19,9 +21,10 @@ from parley.providers.base import Body, Embeddings, Provider
 
 # Upstream statuses that are the client's own doing and pass through as such.
 _CLIENT_FAULTS = {400: 400, 404: 400, 413: 400, 422: 400, 429: 429}
+_MAX_LINE = 4 * 1024 * 1024  # an SSE line (one chunk) may be this long
 
 
-def _upstream_message(resp: httpx.Response, text: bytes) -> str:
+def _upstream_message(status: int, text: bytes) -> str:
     try:
         data = orjson.loads(text)
         err = data.get("error") if isinstance(data, dict) else None
@@ -31,68 +34,77 @@ def _upstream_message(resp: httpx.Response, text: bytes) -> str:
             return err
     except orjson.JSONDecodeError:
         pass
-    return text[:300].decode("utf-8", "replace") or resp.reason_phrase
+    return text[:300].decode("utf-8", "replace") or f"HTTP {status}"
 
 
-def _error_for(provider: str, resp: httpx.Response, text: bytes) -> ParleyError:
-    msg = _upstream_message(resp, text)
-    status = _CLIENT_FAULTS.get(resp.status_code)
-    if status is not None:
-        return ParleyError(msg, status=status, code="upstream_rejected" if status == 400 else "rate_limit_exceeded")
-    return UpstreamError(f"Upstream provider {provider!r} answered {resp.status_code}: {msg}")
+def _error_for(provider: str, status: int, text: bytes) -> ParleyError:
+    msg = _upstream_message(status, text)
+    mapped = _CLIENT_FAULTS.get(status)
+    if mapped is not None:
+        return ParleyError(msg, status=mapped, code="upstream_rejected" if mapped == 400 else "rate_limit_exceeded")
+    return UpstreamError(f"Upstream provider {provider!r} answered {status}: {msg}")
 
 
 class OpenAIProvider(Provider):
     def __init__(self, config: ProviderConfig, timeouts: Timeouts) -> None:
         self.name = config.name
         self.timeouts = timeouts
-        headers = {"content-type": "application/json", **config.headers}
+        self.base_url = (config.base_url or "").rstrip("/")
+        self.headers = {"content-type": "application/json", **config.headers}
         if config.api_key is not None:
-            headers["authorization"] = f"Bearer {config.api_key.get_secret_value()}"
+            self.headers["authorization"] = f"Bearer {config.api_key.get_secret_value()}"
         self.stream_usage = config.stream_usage
-        self._client = httpx.AsyncClient(
-            base_url=(config.base_url or "").rstrip("/"),
-            headers=headers,
-            timeout=httpx.Timeout(None, connect=timeouts.connect),
-            limits=httpx.Limits(max_connections=config.max_connections, max_keepalive_connections=200),
-        )
+        self.max_connections = config.max_connections
+        self._session: aiohttp.ClientSession | None = None
 
-    async def _open(self, path: str, body: Body) -> httpx.Response:
-        request = self._client.build_request("POST", path, content=orjson.dumps(body))
+    def _client(self) -> aiohttp.ClientSession:
+        # Made on first use, inside the running event loop that will own it.
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers=self.headers,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeouts.connect),
+                connector=aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=60),
+                read_bufsize=_MAX_LINE,
+                max_line_size=_MAX_LINE,
+                max_field_size=_MAX_LINE,
+                skip_auto_headers=("user-agent",),
+            )
+        return self._session
+
+    async def _open(self, path: str, body: Body) -> aiohttp.ClientResponse:
         try:
             async with asyncio.timeout(self.timeouts.first_byte):
-                response = await self._client.send(request, stream=True)
+                response = await self._client().post(self.base_url + path, data=orjson.dumps(body))
         except TimeoutError as exc:
             raise UpstreamTimeout(
                 f"Upstream provider {self.name!r} sent nothing within {self.timeouts.first_byte:g}s"
             ) from exc
-        except httpx.ConnectTimeout as exc:
-            raise UpstreamTimeout(f"Connecting to upstream provider {self.name!r} timed out") from exc
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise UpstreamError(f"Upstream provider {self.name!r} is unreachable: {type(exc).__name__}") from exc
-        if response.status_code >= 400:
+        if response.status >= 400:
             try:
-                text = await response.aread()
-            except httpx.HTTPError:
+                text = await response.read()
+            except aiohttp.ClientError:
                 text = b""
             finally:
-                await response.aclose()
-            raise _error_for(self.name, response, text)
+                response.release()
+            raise _error_for(self.name, response.status, text)
         return response
 
     async def _read_json(self, path: str, body: Body) -> Body:
         response = await self._open(path, body)
         try:
             async with asyncio.timeout(self.timeouts.total):
-                raw = await response.aread()
+                raw = await response.read()
         except TimeoutError as exc:
+            response.close()
             raise UpstreamTimeout(
                 f"Upstream provider {self.name!r} did not finish within {self.timeouts.total:g}s"
             ) from exc
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
+            response.close()
             raise UpstreamError(f"Upstream provider {self.name!r} dropped the connection") from exc
-        finally:
-            await response.aclose()
+        response.release()
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -113,13 +125,15 @@ class OpenAIProvider(Provider):
         response = await self._open("/chat/completions", {**body, "stream": True})
         return self._events(response)
 
-    async def _events(self, response: httpx.Response) -> AsyncIterator[Body]:
+    async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[Body]:
+        finished = False
         try:
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
+            async for line in response.content:
+                if not line.startswith(b"data:"):
                     continue  # comments, event names, blank separators
                 payload = line[5:].strip()
-                if payload == "[DONE]":
+                if payload == b"[DONE]":
+                    finished = True
                     return
                 try:
                     chunk = orjson.loads(payload)
@@ -130,10 +144,13 @@ class OpenAIProvider(Provider):
                     msg = err.get("message") if isinstance(err, dict) else str(err)
                     raise UpstreamError(f"Upstream provider {self.name!r} failed mid-stream: {msg}")
                 yield chunk
-        except httpx.HTTPError as exc:
+            finished = True  # the body ended without [DONE]: what came is all there is
+        except (aiohttp.ClientError, ValueError) as exc:
             raise UpstreamError(f"Upstream provider {self.name!r} dropped the connection mid-stream") from exc
         finally:
-            await response.aclose()
+            # Closing (not releasing) an unfinished response drops the connection: the upstream
+            # sees the client go and stops generating.
+            response.release() if finished else response.close()
 
     async def embed(self, model: str, inputs: list[str]) -> Embeddings:
         data = await self._read_json("/embeddings", {"model": model, "input": inputs})
@@ -149,4 +166,5 @@ class OpenAIProvider(Provider):
         return Embeddings(vectors, int((data.get("usage") or {}).get("prompt_tokens") or 0))
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
