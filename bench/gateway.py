@@ -55,19 +55,49 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="parley-bench-"))
     up_port, parley_port = free_port(), free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "bench")}
-    upstream = subprocess.Popen([sys.executable, "-m", "uvicorn", "instant_upstream:app", "--port", str(up_port),
-                                 "--log-level", "warning", "--no-access-log"], env=env, cwd=ROOT / "bench")
+    upstream = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "instant_upstream:app",
+            "--port",
+            str(up_port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+        cwd=ROOT / "bench",
+    )
     config = work / "parley.yaml"
-    config.write_text(json.dumps({
-        "database_url": f"sqlite+aiosqlite:///{work}/parley.db",
-        "log_level": "warning",
-        "providers": [{"name": "instant", "type": "openai", "base_url": f"http://127.0.0.1:{up_port}/v1",
-                       "api_key": "sk-bench"}],
-        "models": [{"name": "gpt-4o-mini", "provider": "instant", "upstream_model": "bench"}],
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "database_url": f"sqlite+aiosqlite:///{work}/parley.db",
+                "log_level": "warning",
+                "providers": [
+                    {
+                        "name": "instant",
+                        "type": "openai",
+                        "base_url": f"http://127.0.0.1:{up_port}/v1",
+                        "api_key": "sk-bench",
+                    }
+                ],
+                "models": [{"name": "gpt-4o-mini", "provider": "instant", "upstream_model": "bench"}],
+            }
+        )
+    )
     penv = {**os.environ, "PARLEY_CONFIG": str(config)}
-    key = json.loads(subprocess.run([sys.executable, "-m", "parley", "keys", "create", "--name", "bench", "--json"],
-                                    env=penv, capture_output=True, text=True, check=True).stdout)["key"]
+    key = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "parley", "keys", "create", "--name", "bench", "--json"],
+            env=penv,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )["key"]
     parley = subprocess.Popen([sys.executable, "-m", "parley", "serve", "--port", str(parley_port)], env=penv)
     try:
         wait_up(f"http://127.0.0.1:{up_port}/")
@@ -81,11 +111,18 @@ def main() -> None:
 
 
 def _bench(up_port: int, parley_port: int, key: str, args: argparse.Namespace) -> None:
-    print(f"{'mode':<10}{'conc':>5} | {'direct p50':>10}{'p99':>8} | {'parley p50':>10}{'p99':>8} | "
-          f"{'added p50':>9}{'p99':>8} | {'direct rps':>10}{'parley rps':>11}{'ratio':>7}")
+    print(
+        f"{'mode':<10}{'conc':>5} | {'direct p50':>10}{'p99':>8} | {'parley p50':>10}{'p99':>8} | "
+        f"{'added p50':>9}{'p99':>8} | {'direct rps':>10}{'parley rps':>11}{'ratio':>7}"
+    )
     for stream in (False, True):
-        body = json.dumps({"model": "gpt-4o-mini", "stream": stream,
-                           "messages": [{"role": "user", "content": "Say hello in one short sentence."}]}).encode()
+        body = json.dumps(
+            {
+                "model": "gpt-4o-mini",
+                "stream": stream,
+                "messages": [{"role": "user", "content": "Say hello in one short sentence."}],
+            }
+        ).encode()
         direct = request_bytes("127.0.0.1", up_port, "/v1/chat/completions", body, {})
         via = request_bytes("127.0.0.1", parley_port, "/v1/chat/completions", body, {"authorization": f"Bearer {key}"})
         for conc in (1, 64):
@@ -97,9 +134,12 @@ def _bench(up_port: int, parley_port: int, key: str, args: argparse.Namespace) -
             if p.errors or d.errors:
                 print(f"  errors: direct {d.errors}, parley {p.errors}")
             mode = "stream" if stream else "whole"
-            print(f"{mode:<10}{conc:>5} | {d.p50:>8.2f}ms{d.pct(99):>6.2f}ms | {p.p50:>8.2f}ms{p.pct(99):>6.2f}ms | "
-                  f"{p.p50 - d.p50:>7.2f}ms{p.pct(99) - d.pct(99):>6.2f}ms | {d.rps:>10.0f}{p.rps:>11.0f}"
-                  f"{p.rps / d.rps:>7.2f}", flush=True)
+            print(
+                f"{mode:<10}{conc:>5} | {d.p50:>8.2f}ms{d.pct(99):>6.2f}ms | {p.p50:>8.2f}ms{p.pct(99):>6.2f}ms | "
+                f"{p.p50 - d.p50:>7.2f}ms{p.pct(99) - d.pct(99):>6.2f}ms | {d.rps:>10.0f}{p.rps:>11.0f}"
+                f"{p.rps / d.rps:>7.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

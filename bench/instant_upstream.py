@@ -7,24 +7,59 @@ from __future__ import annotations
 
 import orjson
 
-COMPLETION = orjson.dumps({
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": "bench",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from the instant upstream."},
-                 "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 9, "completion_tokens": 7, "total_tokens": 16},
-})
+COMPLETION = orjson.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "bench",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hello from the instant upstream."},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 7, "total_tokens": 16},
+    }
+)
 CHUNKS = [
-    b"data: " + orjson.dumps({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1,
-                              "model": "bench", "choices": [{"index": 0, "delta": {"content": f"w{i} "},
-                                                             "finish_reason": None}]}) + b"\n\n"
+    b"data: "
+    + orjson.dumps(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "bench",
+            "choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}],
+        }
+    )
+    + b"\n\n"
     for i in range(8)
 ] + [
-    b"data: " + orjson.dumps({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1,
-                              "model": "bench", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    b"data: "
+    + orjson.dumps(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "bench",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+        }
+    )
     + b"\n\n",
-    b"data: " + orjson.dumps({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1,
-                              "model": "bench", "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 8,
-                                                                          "total_tokens": 17}}) + b"\n\n",
+    b"data: "
+    + orjson.dumps(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "bench",
+            "choices": [],
+            "usage": {"prompt_tokens": 9, "completion_tokens": 8, "total_tokens": 17},
+        }
+    )
+    + b"\n\n",
     b"data: [DONE]\n\n",
 ]
 
@@ -39,12 +74,16 @@ async def app(scope, receive, send):  # noqa: ANN001, ANN201 - a bare ASGI calla
         if not msg.get("more_body"):
             break
     if b'"stream":true' in body.replace(b" ", b""):
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream")]})
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
         for chunk in CHUNKS:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
         return
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(COMPLETION)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(COMPLETION)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": COMPLETION})

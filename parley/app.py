@@ -11,12 +11,13 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from parley import __version__
-from parley.api import errors, v1
+from parley.api import errors, integration, v1
 from parley.api.limits import BodyLimit
-from parley.auth.gateway_keys import GatewayKeyVerifier
+from parley.auth.keys import KeyVerifier
 from parley.config import Settings, load_settings
 from parley.providers.routing import Router
 from parley.storage import db
+from parley.storage.models import GatewayKey, ProjectKey
 
 
 @dataclass
@@ -27,7 +28,8 @@ class Core:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     router: Router
-    gateway_keys: GatewayKeyVerifier
+    gateway_keys: KeyVerifier
+    project_keys: KeyVerifier
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,7 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine=engine,
             sessions=sessions,
             router=router,
-            gateway_keys=GatewayKeyVerifier(sessions, settings.auth_cache_ttl),
+            gateway_keys=KeyVerifier(sessions, GatewayKey, settings.auth_cache_ttl),
+            project_keys=KeyVerifier(sessions, ProjectKey, settings.auth_cache_ttl),
         )
         try:
             yield
@@ -63,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     app.include_router(v1.router)
+    app.include_router(integration.router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and version")
     async def healthz() -> dict[str, str]:

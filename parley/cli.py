@@ -11,13 +11,20 @@ import orjson
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley.auth import gateway_keys
+from parley import projects
+from parley.auth import keys
 from parley.config import Settings, load_settings
+from parley.errors import ParleyError
 from parley.storage import db
+from parley.storage.models import GatewayKey, ProjectKey
 
 app = typer.Typer(help="Parley: a self-hosted AI chat backend.", no_args_is_help=True)
 keys_app = typer.Typer(help="Gateway keys for /v1.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+projects_app = typer.Typer(help="Projects for the integration API.", no_args_is_help=True)
+project_keys_app = typer.Typer(help="More API keys for a project.", no_args_is_help=True)
+projects_app.add_typer(project_keys_app, name="keys")
+app.add_typer(projects_app, name="projects")
 
 T = TypeVar("T")
 ConfigOpt = typer.Option(None, "--config", "-c", envvar="PARLEY_CONFIG", help="YAML config file.")
@@ -28,7 +35,10 @@ def _settings(config: str | None) -> Settings:
 
 
 def run_db(config: str | None, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run one unit of work against the configured database (migrated first)."""
+    """Run one unit of work against the configured database (migrated first).
+
+    A ParleyError (unknown id, bad value) is printed and exits with status 1.
+    """
     settings = _settings(config)
 
     async def main() -> T:
@@ -40,7 +50,11 @@ def run_db(config: str | None, work: Callable[[AsyncSession], Awaitable[T]]) -> 
         finally:
             await engine.dispose()
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except ParleyError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
 
 
 def emit(data: Any, as_json: bool, text: str) -> None:
@@ -83,7 +97,7 @@ def keys_create(
     config: str | None = ConfigOpt,
 ) -> None:
     """Create a gateway key; the key is shown once and stored hashed."""
-    row, key = run_db(config, lambda s: gateway_keys.create(s, name))
+    row, key = run_db(config, lambda s: keys.create_gateway_key(s, name))
     emit(
         {"id": row.id, "name": row.name, "key": key}, as_json, f"{row.id}\t{key}\n(store it now: it is shown only once)"
     )
@@ -92,7 +106,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(as_json: bool = typer.Option(False, "--json"), config: str | None = ConfigOpt) -> None:
     """List gateway keys (prefixes only)."""
-    rows = run_db(config, gateway_keys.list_all)
+    rows = run_db(config, lambda s: keys.list_keys(s, GatewayKey))
     data = [
         {
             "id": r.id,
@@ -110,11 +124,126 @@ def keys_list(as_json: bool = typer.Option(False, "--json"), config: str | None 
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, config: str | None = ConfigOpt) -> None:
     """Revoke a gateway key by id."""
-    from parley.errors import NotFound
+    row = run_db(config, lambda s: keys.revoke(s, GatewayKey, key_id))
+    typer.echo(f"revoked {row.id}")
 
-    try:
-        row = run_db(config, lambda s: gateway_keys.revoke(s, key_id))
-    except NotFound as exc:
-        typer.echo(exc.message, err=True)
-        raise typer.Exit(1) from None
+
+def _project_fields(
+    model: str | None,
+    system_prompt: str | None,
+    temperature: float | None,
+    top_p: float | None,
+    max_tokens: int | None,
+    tools_file: str | None,
+    allow_model_override: bool | None,
+) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "model": model,
+        "system_prompt": system_prompt,
+        "temperature": temperature,
+        "top_p": top_p,
+        "max_tokens": max_tokens,
+        "allow_model_override": allow_model_override,
+    }
+    if tools_file:
+        fields["tools"] = orjson.loads(open(tools_file, "rb").read())
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+ModelOpt = typer.Option(None, "--model", help="Public model name (default: the server's default model).")
+PromptOpt = typer.Option(None, "--system-prompt")
+TempOpt = typer.Option(None, "--temperature", min=0, max=2)
+TopPOpt = typer.Option(None, "--top-p", min=0, max=1)
+MaxTokOpt = typer.Option(None, "--max-tokens", min=1)
+ToolsOpt = typer.Option(None, "--tools-file", help="JSON file with the project's default tools (OpenAI format).")
+OverrideOpt = typer.Option(
+    None, "--allow-model-override/--no-model-override", help="Let requests choose their own model."
+)
+
+
+@projects_app.command("create")
+def projects_create(
+    name: str = typer.Option(..., "--name"),
+    model: str | None = ModelOpt,
+    system_prompt: str | None = PromptOpt,
+    temperature: float | None = TempOpt,
+    top_p: float | None = TopPOpt,
+    max_tokens: int | None = MaxTokOpt,
+    tools_file: str | None = ToolsOpt,
+    allow_model_override: bool | None = OverrideOpt,
+    as_json: bool = typer.Option(False, "--json"),
+    config: str | None = ConfigOpt,
+) -> None:
+    """Create a project; prints its id and first API key (shown once, stored hashed)."""
+    fields = _project_fields(model, system_prompt, temperature, top_p, max_tokens, tools_file, allow_model_override)
+    project, key = run_db(config, lambda s: projects.create(s, name, **fields))
+    emit(
+        {"id": project.id, "name": project.name, "api_key": key},
+        as_json,
+        f"{project.id}\t{key}\n(store the key now: it is shown only once)",
+    )
+
+
+@projects_app.command("list")
+def projects_list(as_json: bool = typer.Option(False, "--json"), config: str | None = ConfigOpt) -> None:
+    """List projects."""
+    rows = [projects.as_dict(p) for p in run_db(config, projects.list_all)]
+    emit(
+        rows,
+        as_json,
+        "\n".join(f"{p['id']}\t{p['name']}\t{p['model'] or '(default model)'}" for p in rows) or "(no projects)",
+    )
+
+
+@projects_app.command("show")
+def projects_show(project_id: str, config: str | None = ConfigOpt) -> None:
+    """Show one project as JSON."""
+    emit(projects.as_dict(run_db(config, lambda s: projects.get(s, project_id))), True, "")
+
+
+@projects_app.command("update")
+def projects_update(
+    project_id: str,
+    name: str | None = typer.Option(None, "--name"),
+    model: str | None = ModelOpt,
+    system_prompt: str | None = PromptOpt,
+    temperature: float | None = TempOpt,
+    top_p: float | None = TopPOpt,
+    max_tokens: int | None = MaxTokOpt,
+    tools_file: str | None = ToolsOpt,
+    allow_model_override: bool | None = OverrideOpt,
+    config: str | None = ConfigOpt,
+) -> None:
+    """Change a project's settings; prints it as JSON."""
+    fields = _project_fields(model, system_prompt, temperature, top_p, max_tokens, tools_file, allow_model_override)
+    if name:
+        fields["name"] = name
+    emit(projects.as_dict(run_db(config, lambda s: projects.update(s, project_id, **fields))), True, "")
+
+
+@projects_app.command("delete")
+def projects_delete(project_id: str, config: str | None = ConfigOpt) -> None:
+    """Delete a project with its keys and sessions."""
+    run_db(config, lambda s: projects.remove(s, project_id))
+    typer.echo(f"deleted {project_id}")
+
+
+@project_keys_app.command("create")
+def project_keys_create(
+    project_id: str, as_json: bool = typer.Option(False, "--json"), config: str | None = ConfigOpt
+) -> None:
+    """Another API key for a project."""
+
+    async def work(s: AsyncSession) -> tuple[Any, str]:
+        await projects.get(s, project_id)
+        return await keys.create_project_key(s, project_id)
+
+    row, key = run_db(config, work)
+    emit({"id": row.id, "project_id": project_id, "api_key": key}, as_json, f"{row.id}\t{key}")
+
+
+@project_keys_app.command("revoke")
+def project_keys_revoke(key_id: str, config: str | None = ConfigOpt) -> None:
+    """Revoke a project key by id."""
+    row = run_db(config, lambda s: keys.revoke(s, ProjectKey, key_id))
     typer.echo(f"revoked {row.id}")

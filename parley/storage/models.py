@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, String
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -35,3 +35,63 @@ class GatewayKey(Base):
     key_prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=now)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Project(Base):
+    """One configured assistant behind the integration API."""
+
+    __tablename__ = "projects"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str | None] = mapped_column(String(200), default=None)
+    allow_model_override: Mapped[bool] = mapped_column(default=False)
+    system_prompt: Mapped[str | None] = mapped_column(Text, default=None)
+    temperature: Mapped[float | None] = mapped_column(default=None)
+    top_p: Mapped[float | None] = mapped_column(default=None)
+    max_tokens: Mapped[int | None] = mapped_column(default=None)
+    tools: Mapped[list[Any] | None] = mapped_column(Json, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
+
+
+class ProjectKey(Base):
+    __tablename__ = "project_keys"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ChatSession(Base):
+    """A server-kept conversation of a project. IDs may be chosen by clients: unique per project."""
+
+    __tablename__ = "chat_sessions"
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # A lease, so that turns on one session take turns across worker processes too.
+    lease_token: Mapped[str | None] = mapped_column(String(40), default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
+
+
+class SessionMessage(Base):
+    __tablename__ = "session_messages"
+    __table_args__ = (Index("ix_session_messages_turn", "project_id", "session_id", "position", unique=True),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(String(40))
+    session_id: Mapped[str] = mapped_column(String(128))
+    position: Mapped[int] = mapped_column(Integer)
+    message: Mapped[dict[str, Any]] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+
+
+def iso(dt: datetime | None) -> str | None:
+    """UTC timestamps as the seeds write them: 2024-01-01T00:00:00Z (SQLite returns naive ones)."""
+    if dt is None:
+        return None
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC)
+    return dt.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"

@@ -1,0 +1,150 @@
+"""Server-kept session transcripts for the integration API, and taking turns on a session.
+
+A turn holds its session for its whole length, so concurrent requests on one session run one
+after the other and each sees the transcript the previous one left. Within a process an
+asyncio lock per session does it; across worker processes a lease on the session row does
+(an atomic UPDATE that only succeeds when no unexpired lease is held).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from parley.errors import BadRequest, NotFound
+from parley.storage.models import ChatSession, SessionMessage, now
+
+SESSION_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+LEASE = timedelta(minutes=15)  # longer than any turn may take (the total timeout caps it)
+
+_local_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def new_session_id() -> str:
+    return "session-" + secrets.token_hex(12)
+
+
+def check_session_id(value: str) -> str:
+    if not SESSION_ID.match(value):
+        raise BadRequest(
+            "Invalid session ID: use 1 to 128 characters from letters, digits and . _ : -",
+            param="session_id",
+        )
+    return value
+
+
+async def ensure(db: AsyncSession, project_id: str, session_id: str) -> ChatSession:
+    row = await db.get(ChatSession, (project_id, session_id))
+    if row is not None:
+        return row
+    db.add(ChatSession(project_id=project_id, id=session_id))
+    try:
+        await db.commit()
+    except IntegrityError:  # made by a concurrent request a moment ago
+        await db.rollback()
+    row = await db.get(ChatSession, (project_id, session_id))
+    assert row is not None
+    return row
+
+
+async def get(db: AsyncSession, project_id: str, session_id: str) -> ChatSession:
+    row = await db.get(ChatSession, (project_id, session_id))
+    if row is None:
+        raise NotFound(f"Session {session_id!r} not found")
+    return row
+
+
+async def transcript(db: AsyncSession, project_id: str, session_id: str) -> list[dict[str, Any]]:
+    rows = await db.scalars(
+        select(SessionMessage.message)
+        .where(SessionMessage.project_id == project_id, SessionMessage.session_id == session_id)
+        .order_by(SessionMessage.position)
+    )
+    return list(rows.all())
+
+
+async def append(db: AsyncSession, project_id: str, session_id: str, messages: list[dict[str, Any]]) -> None:
+    if not messages:
+        return
+    last = await db.scalar(
+        select(func.max(SessionMessage.position)).where(
+            SessionMessage.project_id == project_id, SessionMessage.session_id == session_id
+        )
+    )
+    start = -1 if last is None else last
+    db.add_all(
+        SessionMessage(project_id=project_id, session_id=session_id, position=start + 1 + i, message=m)
+        for i, m in enumerate(messages)
+    )
+    await db.execute(
+        update(ChatSession)
+        .where(ChatSession.project_id == project_id, ChatSession.id == session_id)
+        .values(updated_at=now())
+    )
+    await db.commit()
+
+
+async def remove(db: AsyncSession, project_id: str, session_id: str) -> None:
+    await get(db, project_id, session_id)
+    await db.execute(
+        delete(SessionMessage).where(SessionMessage.project_id == project_id, SessionMessage.session_id == session_id)
+    )
+    await db.execute(delete(ChatSession).where(ChatSession.project_id == project_id, ChatSession.id == session_id))
+    await db.commit()
+
+
+async def _take_lease(sessions: async_sessionmaker[AsyncSession], project_id: str, session_id: str) -> str:
+    token = secrets.token_hex(8)
+    delay = 0.01
+    while True:
+        async with sessions() as db:
+            stamp = now()
+            result = await db.execute(
+                update(ChatSession)
+                .where(
+                    ChatSession.project_id == project_id,
+                    ChatSession.id == session_id,
+                    or_(ChatSession.lease_until.is_(None), ChatSession.lease_until < stamp),
+                )
+                .values(lease_token=token, lease_until=stamp + LEASE)
+            )
+            await db.commit()
+        if result.rowcount == 1:
+            return token
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
+async def _drop_lease(sessions: async_sessionmaker[AsyncSession], project_id: str, session_id: str, token: str) -> None:
+    async with sessions() as db:
+        await db.execute(
+            update(ChatSession)
+            .where(ChatSession.project_id == project_id, ChatSession.id == session_id, ChatSession.lease_token == token)
+            .values(lease_token=None, lease_until=None)
+        )
+        await db.commit()
+
+
+@asynccontextmanager
+async def turn(sessions: async_sessionmaker[AsyncSession], project_id: str, session_id: str) -> AsyncIterator[None]:
+    """Hold the session for one turn (the session row must exist)."""
+    key = (project_id, session_id)
+    lock = _local_locks.get(key)
+    if lock is None:
+        lock = _local_locks[key] = asyncio.Lock()
+    async with lock:
+        token = await _take_lease(sessions, project_id, session_id)
+        try:
+            yield
+        finally:
+            await _drop_lease(sessions, project_id, session_id, token)
