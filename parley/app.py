@@ -11,10 +11,12 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from parley import __version__
-from parley.api import errors, integration, v1
+from parley.api import errors, integration, v1, v8
 from parley.api.limits import BodyLimit
 from parley.auth.keys import KeyVerifier
+from parley.auth.sealed import server_key
 from parley.config import Settings, load_settings
+from parley.integrations import TokenVerifier
 from parley.providers.routing import Router
 from parley.storage import db
 from parley.storage.models import GatewayKey, ProjectKey
@@ -30,6 +32,7 @@ class Core:
     router: Router
     gateway_keys: KeyVerifier
     project_keys: KeyVerifier
+    tokens: TokenVerifier
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -50,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             router=router,
             gateway_keys=KeyVerifier(sessions, GatewayKey, settings.auth_cache_ttl),
             project_keys=KeyVerifier(sessions, ProjectKey, settings.auth_cache_ttl),
+            tokens=TokenVerifier(sessions, server_key(settings), settings.auth_cache_ttl),
         )
         try:
             yield
@@ -67,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(v1.router)
     app.include_router(integration.router)
+    app.include_router(v8.router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and version")
     async def healthz() -> dict[str, str]:

@@ -11,8 +11,9 @@ import orjson
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley import projects
-from parley.auth import keys
+from parley import integrations, projects
+from parley.auth import keys, v8_tokens
+from parley.auth.sealed import server_key
 from parley.config import Settings, load_settings
 from parley.errors import ParleyError
 from parley.storage import db
@@ -25,6 +26,8 @@ projects_app = typer.Typer(help="Projects for the integration API.", no_args_is_
 project_keys_app = typer.Typer(help="More API keys for a project.", no_args_is_help=True)
 projects_app.add_typer(project_keys_app, name="keys")
 app.add_typer(projects_app, name="projects")
+integrations_app = typer.Typer(help="v8 integrations (tenants) and their signing secrets.", no_args_is_help=True)
+app.add_typer(integrations_app, name="integrations")
 
 T = TypeVar("T")
 ConfigOpt = typer.Option(None, "--config", "-c", envvar="PARLEY_CONFIG", help="YAML config file.")
@@ -247,3 +250,84 @@ def project_keys_revoke(key_id: str, config: str | None = ConfigOpt) -> None:
     """Revoke a project key by id."""
     row = run_db(config, lambda s: keys.revoke(s, ProjectKey, key_id))
     typer.echo(f"revoked {row.id}")
+
+
+@integrations_app.command("create")
+def integrations_create(
+    name: str = typer.Option(..., "--name"),
+    default_model: str | None = typer.Option(None, "--default-model"),
+    default_embedding_model: str | None = typer.Option(None, "--default-embedding-model"),
+    as_json: bool = typer.Option(False, "--json"),
+    config: str | None = ConfigOpt,
+) -> None:
+    """Create an integration; prints its app_id and both secrets (keep them: tokens are signed with them)."""
+    key = server_key(_settings(config))
+    row, hash_token, admin_token = run_db(
+        config, lambda s: integrations.create(s, key, name, default_model, default_embedding_model)
+    )
+    data = {"app_id": row.id, "hash_token": hash_token, "admin_token": admin_token}
+    emit(data, as_json, "\n".join(f"{k}: {v}" for k, v in data.items()))
+
+
+@integrations_app.command("list")
+def integrations_list(as_json: bool = typer.Option(False, "--json"), config: str | None = ConfigOpt) -> None:
+    """List integrations (without secrets)."""
+    rows = [integrations.as_dict(r) for r in run_db(config, integrations.list_all)]
+    emit(rows, as_json, "\n".join(f"{r['app_id']}\t{r['name']}" for r in rows) or "(no integrations)")
+
+
+@integrations_app.command("show")
+def integrations_show(
+    app_id: str,
+    secrets: bool = typer.Option(False, "--secrets", help="Include both secrets."),
+    config: str | None = ConfigOpt,
+) -> None:
+    """Show one integration as JSON."""
+    key = server_key(_settings(config))
+    row = run_db(config, lambda s: integrations.get(s, app_id))
+    data = integrations.as_dict(row)
+    if secrets:
+        data["hash_token"], data["admin_token"] = integrations.secrets_of(key, row)
+    emit(data, True, "")
+
+
+@integrations_app.command("rotate")
+def integrations_rotate(
+    app_id: str,
+    which: str = typer.Option("both", "--which", help="hash_token, admin_token or both"),
+    config: str | None = ConfigOpt,
+) -> None:
+    """Replace an integration's secret(s); tokens signed with the old ones stop working."""
+    if which not in ("hash_token", "admin_token", "both"):
+        raise typer.BadParameter("--which must be hash_token, admin_token or both")
+    key = server_key(_settings(config))
+    emit({"app_id": app_id, **run_db(config, lambda s: integrations.rotate(s, key, app_id, which))}, True, "")
+
+
+@integrations_app.command("delete")
+def integrations_delete(app_id: str, config: str | None = ConfigOpt) -> None:
+    """Delete an integration with all its conversations."""
+    run_db(config, lambda s: integrations.remove(s, app_id))
+    typer.echo(f"deleted {app_id}")
+
+
+@app.command()
+def token(
+    app_id: str = typer.Option(..., "--app-id"),
+    user_id: str = typer.Option(..., "--user-id"),
+    user_name: str | None = typer.Option(None, "--user-name"),
+    admin: bool = typer.Option(False, "--admin", help="An ak- (admin) token instead of ek- (user)."),
+    ttl: int = typer.Option(86400, "--ttl", help="Seconds until it expires."),
+    config: str | None = ConfigOpt,
+) -> None:
+    """Print a ready v8 token, made exactly as seed 003's generateToken makes it."""
+    import time
+
+    key = server_key(_settings(config))
+    row = run_db(config, lambda s: integrations.get(s, app_id))
+    hash_token, admin_token = integrations.secrets_of(key, row)
+    secret = admin_token if admin else hash_token
+    if secret is None:
+        typer.echo("error: this integration's secrets were sealed with another server key", err=True)
+        raise typer.Exit(1)
+    typer.echo(v8_tokens.make_token(secret, app_id, user_id, int(time.time()) + ttl, user_name, admin))

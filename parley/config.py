@@ -72,6 +72,10 @@ class Settings(BaseModel):
     max_body_bytes: int = 16 * 1024 * 1024  # JSON request bodies; 413 beyond
     max_upload_bytes: int = 50 * 1024 * 1024  # file uploads; 413 beyond
     auth_cache_ttl: float = 2.0  # seconds a verified key is trusted before it is looked up again
+    # Encrypts the v8 integrations' signing secrets at rest. Every server sharing a database
+    # needs the same key: set it (PARLEY_SECRET_KEY) or keep the generated file.
+    secret_key: SecretStr | None = None
+    secret_key_file: str = "data/secret.key"
 
     @model_validator(mode="after")
     def _check_routes(self) -> Settings:

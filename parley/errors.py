@@ -5,6 +5,10 @@ The core raises these; each HTTP dialect turns them into its own error body (see
 
 from __future__ import annotations
 
+from typing import Any
+
+_UNSET = object()
+
 
 class ParleyError(Exception):
     status = 500
@@ -12,12 +16,12 @@ class ParleyError(Exception):
     code: str | None = None
 
     def __init__(
-        self, message: str, *, param: str | None = None, code: str | None = None, status: int | None = None
+        self, message: str, *, param: str | None = None, code: Any = _UNSET, status: int | None = None
     ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
-        if code is not None:
+        if code is not _UNSET:  # an explicit None clears the class's default code
             self.code = code
         if status is not None:
             self.status = status
@@ -66,3 +70,34 @@ class UpstreamTimeout(UpstreamError):
     status = 504
     type = "timeout_error"
     code = "upstream_timeout"
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def from_validation(errors: list[dict[str, Any]], prefix: tuple[str, ...] = ()) -> BadRequest:
+    """A 400 that names the first offending field, worded as OpenAI words it."""
+    err = errors[0]
+    loc = prefix + tuple(p for p in err.get("loc", ()) if p not in ("body",) and not str(p).startswith("function-"))
+    # Drop pydantic's union-branch labels such as 'str' or 'list[...]' from the location.
+    loc = tuple(
+        p
+        for p in loc
+        if isinstance(p, int)
+        or not any(c in str(p) for c in "[]")
+        and p not in ("str", "list", "dict", "int", "float", "bool")
+    )
+    param = _loc(loc) or None
+    if err.get("type") == "missing":
+        return BadRequest(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+    if err.get("type") == "json_invalid":
+        return BadRequest("We could not parse the JSON body of your request.", code="invalid_json")
+    msg = err.get("msg", "invalid value")
+    return BadRequest(f"Invalid value for '{param}': {msg}.", param=param, code="invalid_value")

@@ -24,6 +24,7 @@ from parley.config import Settings
 from tests.servers import ThreadedServer
 from tests.upstream_double import Recorder, build
 
+SECRET_KEY = "0lS5lG1l3bJ8dM3sWkq6hGbQ7C9mYy2Q4a8c5vNnQ0E="  # the Fernet key tests share with the CLI
 DOUBLE_MODELS = [
     "echo",
     "tools",
@@ -129,6 +130,7 @@ def test_settings(database_url: str, upstream_url: str, **overrides: Any) -> Set
         "auth_cache_ttl": 0,
         "max_body_bytes": 256 * 1024,
         "max_upload_bytes": 2 * 1024 * 1024,
+        "secret_key": SECRET_KEY,
     }
     data.update(overrides)
     return Settings.model_validate(data)
@@ -136,7 +138,7 @@ def test_settings(database_url: str, upstream_url: str, **overrides: Any) -> Set
 
 def cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the real ``parley`` CLI against a database."""
-    env = {**os.environ, "PARLEY_DATABASE_URL": database_url}
+    env = {**os.environ, "PARLEY_DATABASE_URL": database_url, "PARLEY_SECRET_KEY": SECRET_KEY}
     env.pop("PARLEY_CONFIG", None)
     return subprocess.run(
         [sys.executable, "-m", "parley", *args], env=env, capture_output=True, text=True, timeout=120, check=False

@@ -8,9 +8,8 @@ import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from parley.api.errors import from_validation
 from parley.api.jsonresp import json_response  # noqa: F401 - re-exported for the routers
-from parley.errors import BadRequest
+from parley.errors import BadRequest, from_validation
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from parley.api.jsonresp import json_response
-from parley.errors import BadRequest, ParleyError, Unauthorized
+from parley.errors import ParleyError, Unauthorized, from_validation
 
 log = logging.getLogger("parley.errors")
 
@@ -30,37 +30,6 @@ def v8_body(exc: ParleyError) -> dict[str, Any]:
 
 def body_for(path: str, exc: ParleyError) -> dict[str, Any]:
     return v8_body(exc) if path.startswith("/v8") else openai_body(exc)
-
-
-def _loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-def from_validation(errors: list[dict[str, Any]]) -> BadRequest:
-    """A 400 that names the first offending field, worded as OpenAI words it."""
-    err = errors[0]
-    loc = tuple(p for p in err.get("loc", ()) if p not in ("body",) and not str(p).startswith("function-"))
-    # Drop pydantic's union-branch labels such as 'str' or 'list[...]' from the location.
-    loc = tuple(
-        p
-        for p in loc
-        if isinstance(p, int)
-        or not any(c in str(p) for c in "[]")
-        and p not in ("str", "list", "dict", "int", "float", "bool")
-    )
-    param = _loc(loc) or None
-    if err.get("type") == "missing":
-        return BadRequest(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
-    if err.get("type") == "json_invalid":
-        return BadRequest("We could not parse the JSON body of your request.", code="invalid_json")
-    msg = err.get("msg", "invalid value")
-    return BadRequest(f"Invalid value for '{param}': {msg}.", param=param, code="invalid_value")
 
 
 def install(app: FastAPI) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -21,13 +20,12 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from parley.chat.locks import lock_for
 from parley.errors import BadRequest, NotFound
 from parley.storage.models import ChatSession, SessionMessage, now
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 LEASE = timedelta(minutes=15)  # longer than any turn may take (the total timeout caps it)
-
-_local_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
 
 
 def new_session_id() -> str:
@@ -138,11 +136,7 @@ async def _drop_lease(sessions: async_sessionmaker[AsyncSession], project_id: st
 @asynccontextmanager
 async def turn(sessions: async_sessionmaker[AsyncSession], project_id: str, session_id: str) -> AsyncIterator[None]:
     """Hold the session for one turn (the session row must exist)."""
-    key = (project_id, session_id)
-    lock = _local_locks.get(key)
-    if lock is None:
-        lock = _local_locks[key] = asyncio.Lock()
-    async with lock:
+    async with lock_for(("session", project_id, session_id)):
         token = await _take_lease(sessions, project_id, session_id)
         try:
             yield

@@ -95,3 +95,54 @@ def iso(dt: datetime | None) -> str | None:
     if dt.tzinfo is not None:
         dt = dt.astimezone(UTC)
     return dt.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+class Integration(Base):
+    """The v8 tenant. Its two secrets sign ek- (user) and ak- (admin) tokens with md5, so the
+    server must be able to recover them: they are kept encrypted (see auth/sealed.py)."""
+
+    __tablename__ = "integrations"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # the app_id
+    name: Mapped[str] = mapped_column(String(200))
+    hash_token_sealed: Mapped[str] = mapped_column(Text)
+    admin_token_sealed: Mapped[str] = mapped_column(Text)
+    default_model: Mapped[str | None] = mapped_column(String(200), default=None)
+    default_embedding_model: Mapped[str | None] = mapped_column(String(200), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_owner", "integration_id", "external_user_id", "status"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=new_uuid)
+    integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    external_user_id: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str | None] = mapped_column(Text, default=None)
+    settings: Mapped[dict[str, Any]] = mapped_column(Json)
+    reference_settings: Mapped[dict[str, Any]] = mapped_column(Json)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    custom_data: Mapped[dict[str, Any] | None] = mapped_column(Json, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    updated_at: Mapped[datetime] = mapped_column(default=now)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_conversation", "conversation_id", "position", unique=True),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=new_uuid)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(20))
+    content: Mapped[str | None] = mapped_column(Text, default=None)
+    reasoning: Mapped[str | None] = mapped_column(Text, default=None)
+    tool_calls: Mapped[list[Any] | None] = mapped_column(Json, default=None)
+    tool_call_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    attachments: Mapped[list[Any] | None] = mapped_column(Json, default=None)
+    custom_data: Mapped[dict[str, Any] | None] = mapped_column(Json, default=None)
+    model: Mapped[str | None] = mapped_column(String(200), default=None)
+    finish_reason: Mapped[str | None] = mapped_column(String(40), default=None)
+    usage: Mapped[dict[str, Any] | None] = mapped_column(Json, default=None)
+    references: Mapped[list[Any] | None] = mapped_column(Json, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=now)

@@ -1,0 +1,9 @@
+"""/v8: conversations, messages, memories and files (seed 003)."""
+
+from fastapi import APIRouter
+
+from parley.api.v8 import conversations, messages, models
+
+router = APIRouter(prefix="/v8")
+for module in (models, conversations, messages):
+    router.include_router(module.router)
