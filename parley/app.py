@@ -16,6 +16,7 @@ from parley.api.limits import BodyLimit
 from parley.auth.keys import KeyVerifier
 from parley.auth.sealed import server_key
 from parley.config import Settings, load_settings
+from parley.extract import sandbox as extract_sandbox
 from parley.integrations import TokenVerifier
 from parley.providers.routing import Router
 from parley.storage import db
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = db.create_engine(settings.database_url)
         sessions = db.sessionmaker(engine)
         router = Router(settings)
+        sandbox = extract_sandbox.configure(settings.extract_workers, settings.extract_timeout)
         app.state.core = Core(
             settings=settings,
             engine=engine,
@@ -59,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await router.aclose()
+            sandbox.close()
             await engine.dispose()
 
     app = FastAPI(

@@ -331,3 +331,16 @@ def token(
         typer.echo("error: this integration's secrets were sealed with another server key", err=True)
         raise typer.Exit(1)
     typer.echo(v8_tokens.make_token(secret, app_id, user_id, int(time.time()) + ttl, user_name, admin))
+
+
+@app.command()
+def extract(path: str, as_json: bool = typer.Option(False, "--json", help="Print {content, metadata}.")) -> None:
+    """Print the text Parley extracts from a file (pdf, docx, doc, xlsx, xls, csv, pptx, html, json, yaml, txt, md)."""
+    from parley.extract import ExtractionError, extract_file
+
+    try:
+        content, metadata = extract_file(path)
+    except (ExtractionError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    emit({"content": content, "metadata": metadata}, as_json, content)

@@ -71,6 +71,8 @@ class Settings(BaseModel):
     sse_ping_interval: float = 15.0  # seconds of upstream silence before a ``: ping`` comment
     max_body_bytes: int = 16 * 1024 * 1024  # JSON request bodies; 413 beyond
     max_upload_bytes: int = 50 * 1024 * 1024  # file uploads; 413 beyond
+    extract_timeout: float = 60.0  # seconds one file may take to parse before it is an error
+    extract_workers: int = 2  # parser processes
     auth_cache_ttl: float = 2.0  # seconds a verified key is trusted before it is looked up again
     # Encrypts the v8 integrations' signing secrets at rest. Every server sharing a database
     # needs the same key: set it (PARLEY_SECRET_KEY) or keep the generated file.

@@ -131,6 +131,7 @@ def test_settings(database_url: str, upstream_url: str, **overrides: Any) -> Set
         "max_body_bytes": 256 * 1024,
         "max_upload_bytes": 2 * 1024 * 1024,
         "secret_key": SECRET_KEY,
+        "extract_timeout": 5,
     }
     data.update(overrides)
     return Settings.model_validate(data)

@@ -10,8 +10,22 @@ _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['’-][A-Za-z0-9]+)*")
 
 
+def _utf16_without_bom(data: bytes) -> str | None:
+    """Text never holds NUL bytes, but UTF-16 writes one beside every ASCII character (commas,
+    digits, newlines): NULs nearly all on one parity mean UTF-16, little- or big-endian."""
+    nuls = data.count(0)
+    if nuls < 2 or len(data) % 2:
+        return None
+    odd = data[1::2].count(0)
+    if odd >= 0.9 * nuls:
+        return "utf-16-le"
+    if nuls - odd >= 0.9 * nuls:
+        return "utf-16-be"
+    return None
+
+
 def decode(data: bytes) -> str:
-    """Bytes → text: BOMs first, then UTF-8, then UTF-16 without BOM, then GB18030 (a GBK superset)."""
+    """Bytes → text: BOMs first, then UTF-16 without BOM, then UTF-8, then GB18030 (a GBK superset)."""
     for bom, codec in (
         (codecs.BOM_UTF8, "utf-8"),
         (codecs.BOM_UTF16_LE, "utf-16-le"),
@@ -19,13 +33,12 @@ def decode(data: bytes) -> str:
     ):
         if data.startswith(bom):
             return data[len(bom) :].decode(codec, errors="replace")
+    if (utf16 := _utf16_without_bom(data)) is not None:
+        return data.decode(utf16, errors="replace")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    if len(data) >= 4 and data.count(0) > len(data) // 4:  # NULs every other byte: UTF-16
-        even_nuls = data[0::2].count(0)
-        return data.decode("utf-16-be" if even_nuls > len(data) // 4 else "utf-16-le", errors="replace")
     try:
         return data.decode("gb18030")
     except UnicodeDecodeError:
