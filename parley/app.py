@@ -18,6 +18,8 @@ from parley.auth.sealed import server_key
 from parley.config import Settings, load_settings
 from parley.extract import sandbox as extract_sandbox
 from parley.integrations import TokenVerifier
+from parley.memory.jobs import EmbeddingWorker
+from parley.memory.search import Searcher
 from parley.providers.routing import Router
 from parley.storage import db
 from parley.storage.models import GatewayKey, ProjectKey
@@ -34,6 +36,8 @@ class Core:
     gateway_keys: KeyVerifier
     project_keys: KeyVerifier
     tokens: TokenVerifier
+    searcher: Searcher
+    embedder: EmbeddingWorker
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -48,6 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessions = db.sessionmaker(engine)
         router = Router(settings)
         sandbox = extract_sandbox.configure(settings.extract_workers, settings.extract_timeout)
+        embedder = EmbeddingWorker(
+            sessions, router, settings.embedding_lease, settings.embedding_poll, settings.embedding_retry_delay
+        )
         app.state.core = Core(
             settings=settings,
             engine=engine,
@@ -56,10 +63,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gateway_keys=KeyVerifier(sessions, GatewayKey, settings.auth_cache_ttl),
             project_keys=KeyVerifier(sessions, ProjectKey, settings.auth_cache_ttl),
             tokens=TokenVerifier(sessions, server_key(settings), settings.auth_cache_ttl),
+            searcher=Searcher(router, postgres=not db.is_sqlite(settings.database_url)),
+            embedder=embedder,
         )
+        embedder.start()
         try:
             yield
         finally:
+            await embedder.stop()
             await router.aclose()
             sandbox.close()
             await engine.dispose()

@@ -73,6 +73,9 @@ class Settings(BaseModel):
     max_upload_bytes: int = 50 * 1024 * 1024  # file uploads; 413 beyond
     extract_timeout: float = 60.0  # seconds one file may take to parse before it is an error
     extract_workers: int = 2  # parser processes
+    embedding_lease: float = 120.0  # seconds a worker holds claimed chunks; then others may retry them
+    embedding_poll: float = 1.0  # seconds between looks for queued chunks from other processes
+    embedding_retry_delay: float = 2.0  # first retry after a failed batch; doubles each attempt
     auth_cache_ttl: float = 2.0  # seconds a verified key is trusted before it is looked up again
     # Encrypts the v8 integrations' signing secrets at rest. Every server sharing a database
     # needs the same key: set it (PARLEY_SECRET_KEY) or keep the generated file.

@@ -124,6 +124,8 @@ def test_settings(database_url: str, upstream_url: str, **overrides: Any) -> Set
             {"name": "unreachable", "provider": "nowhere"},
             {"name": "parley-offline", "provider": "builtin"},
             {"name": "text-embedding-3-small", "provider": "up", "kind": "embedding"},
+            {"name": "slow-embed", "provider": "up", "kind": "embedding"},
+            {"name": "fail-embed", "provider": "up", "kind": "embedding"},
         ],
         "default_model": "gpt-4o-mini",
         "sse_ping_interval": 0.25,
@@ -132,6 +134,9 @@ def test_settings(database_url: str, upstream_url: str, **overrides: Any) -> Set
         "max_upload_bytes": 2 * 1024 * 1024,
         "secret_key": SECRET_KEY,
         "extract_timeout": 5,
+        "embedding_lease": 2,
+        "embedding_poll": 0.1,
+        "embedding_retry_delay": 0.1,
     }
     data.update(overrides)
     return Settings.model_validate(data)

@@ -28,6 +28,7 @@ class Recorder:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.stream_ends: list[dict[str, Any]] = []
+        self.embed_delay = 1.2  # seconds the slow-embed model takes on a batch with a [slow] text
 
     def last(self) -> dict[str, Any]:
         return self.requests[-1]
@@ -79,6 +80,10 @@ def build(rec: Recorder) -> Starlette:
     async def embeddings(request: Request) -> Response:
         body = orjson.loads(await request.body())
         rec.requests.append(body)
+        if body["model"] == "fail-embed":
+            return Response(orjson.dumps({"error": {"message": "embedding backend down"}}), 500)
+        if body["model"] == "slow-embed" and "[slow]" in str(body["input"]):
+            await asyncio.sleep(rec.embed_delay)  # only texts marked [slow]: queries stay quick
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         data = [
             {"object": "embedding", "index": i, "embedding": [float(len(t)), 1.0, 0.0]} for i, t in enumerate(inputs)

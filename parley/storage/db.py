@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,20 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(db) if db and db != ":memory:" else None
 
 
+@functools.lru_cache(maxsize=256)
+def _re2(pattern: str) -> Any:
+    import re2
+
+    return re2.compile(pattern)
+
+
+def _regexp(pattern: str, value: Any) -> int:
+    """SQLite's REGEXP for attribute filters, in RE2: linear time whatever the pattern."""
+    if value is None or not isinstance(value, str):
+        return 0
+    return 1 if _re2(pattern).search(value) else 0
+
+
 def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets readers run beside the one writer; busy_timeout makes a second writer wait
     # instead of failing with "database is locked".
@@ -33,6 +48,7 @@ def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+    dbapi_conn.create_function("regexp", 2, _regexp, deterministic=True)
 
 
 def create_engine(url: str) -> AsyncEngine:

@@ -6,11 +6,37 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
+import numpy as np
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import JSON, DateTime, Dialect, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class EmbeddingType(TypeDecorator[Any]):
+    """A vector: pgvector's ``vector`` on PostgreSQL (any dimension, indexed per dimension),
+    little-endian float32 bytes on SQLite. Python side: a list of floats or a numpy array."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Vector())
+        return dialect.type_descriptor(LargeBinary())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None or dialect.name == "postgresql":
+            return value
+        return np.asarray(value, dtype="<f4").tobytes()
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if value is None or dialect.name == "postgresql":
+            return value
+        return np.frombuffer(value, dtype="<f4")
 
 
 def now() -> datetime:
@@ -50,6 +76,8 @@ class Project(Base):
     top_p: Mapped[float | None] = mapped_column(default=None)
     max_tokens: Mapped[int | None] = mapped_column(default=None)
     tools: Mapped[list[Any] | None] = mapped_column(Json, default=None)
+    # Knowledge bases this project retrieves from: {"collections": [...], "min_similarity", "limit", ...}
+    memories: Mapped[dict[str, Any] | None] = mapped_column(Json, default=None)
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
 
@@ -145,4 +173,71 @@ class Message(Base):
     finish_reason: Mapped[str | None] = mapped_column(String(40), default=None)
     usage: Mapped[dict[str, Any] | None] = mapped_column(Json, default=None)
     references: Mapped[list[Any] | None] = mapped_column(Json, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class Memory(Base):
+    """A knowledge base of an integration."""
+
+    __tablename__ = "memories"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=new_uuid)
+    integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    embedding_model: Mapped[str] = mapped_column(String(200))
+    max_tokens_per_chunk: Mapped[int] = mapped_column(Integer, default=1024)
+    overlap_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(20), default="enabled")
+    # Bumped whenever the set of searchable chunks changes, so in-process indexes know to reload.
+    index_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    updated_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class MemoryContent(Base):
+    __tablename__ = "memory_contents"
+    __table_args__ = (Index("ix_memory_contents_key", "memory_id", "key", unique=True),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=new_uuid)
+    memory_id: Mapped[str] = mapped_column(ForeignKey("memories.id", ondelete="CASCADE"), index=True)
+    content: Mapped[str] = mapped_column(Text)
+    content_type: Mapped[str] = mapped_column(String(20), default="text")
+    key: Mapped[str | None] = mapped_column(String(512), default=None)
+    attrs: Mapped[dict[str, Any] | None] = mapped_column(Json, default=None)
+    status: Mapped[str] = mapped_column(String(20), default="enabled")
+    version: Mapped[int] = mapped_column(Integer, default=1)  # which chunk set is the newest
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    updated_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class MemoryChunk(Base):
+    """A piece of a content, and its place in the embedding queue.
+
+    The table is the durable job queue: ``embedding_status`` pending → processing (under a
+    lease) → completed | error. Only ``active`` chunks answer searches; a content's new chunk
+    set becomes active, and the old one goes, in one transaction once all of it is embedded.
+    """
+
+    __tablename__ = "memory_chunks"
+    __table_args__ = (
+        Index("ix_memory_chunks_queue", "embedding_status", "not_before"),
+        Index("ix_memory_chunks_content", "content_id", "version"),
+        Index("ix_memory_chunks_search", "memory_id", "active"),
+    )
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=new_uuid)
+    memory_id: Mapped[str] = mapped_column(String(40))
+    content_id: Mapped[str] = mapped_column(String(40))
+    version: Mapped[int] = mapped_column(Integer)
+    chunk_index: Mapped[int] = mapped_column(Integer)
+    content: Mapped[str] = mapped_column(Text)
+    token_count: Mapped[int] = mapped_column(Integer)
+    terms: Mapped[str | None] = mapped_column(Text, default=None)  # BM25 terms, space-separated
+    embedding: Mapped[Any] = mapped_column(EmbeddingType, default=None, nullable=True)
+    dims: Mapped[int | None] = mapped_column(Integer, default=None)
+    active: Mapped[bool] = mapped_column(default=False)
+    embedding_status: Mapped[str] = mapped_column(String(20), default="pending")
+    embedding_error: Mapped[str | None] = mapped_column(Text, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime] = mapped_column(default=now)
+    lease_token: Mapped[str | None] = mapped_column(String(40), default=None)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=now)

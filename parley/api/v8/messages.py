@@ -21,6 +21,7 @@ from parley.chat.completions import ChatStream, complete, open_stream
 from parley.chat.locks import lock_for
 from parley.chat.relay import PING
 from parley.errors import BadRequest, NotFound, ParleyError
+from parley.memory import retrieval
 from parley.storage.models import Conversation, Message
 
 router = APIRouter(prefix="/chat/conversations/{conversation_id}", tags=["v8 messages"])
@@ -47,7 +48,9 @@ def _sampling(settings: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _reply_row(message: dict[str, Any], model: str, finish: str | None, usage: dict[str, Any]) -> Message:
+def _reply_row(
+    message: dict[str, Any], model: str, finish: str | None, usage: dict[str, Any], refs: list[Any] | None = None
+) -> Message:
     return Message(
         role="assistant",
         content=message.get("content"),
@@ -56,6 +59,7 @@ def _reply_row(message: dict[str, Any], model: str, finish: str | None, usage: d
         model=model,
         finish_reason=finish,
         usage=usage,
+        references=refs or None,
     )
 
 
@@ -70,6 +74,8 @@ def _reply_body(row: Message) -> dict[str, Any]:
     if row.tool_calls:
         body["tool_calls"] = row.tool_calls
     body["usage"] = row.usage
+    if row.references:
+        body["references"] = row.references
     return body
 
 
@@ -109,6 +115,14 @@ async def send_message(conversation_id: str, request: Request, caller: Caller = 
                 turn.append({"role": "user", "content": user_content(req.content, attachments)})
             await store.append(db, conversation, incoming)  # kept even if the model then fails
         system = [{"role": "system", "content": settings["prompt"]}] if settings.get("prompt") else []
+        hits = await _retrieve(c, caller, conversation, req.content)
+        if hits is not None and not hits:
+            unmatched = conversation.reference_settings["memories"].get("unmatch_message")
+            if unmatched:  # nothing relevant: the configured answer, and no model is called
+                return await _reply_without_model(c, conversation, unmatched, settings["model"], stream, lock)
+        refs = retrieval.references(hits or [])
+        if hits:
+            system.append(retrieval.sources_message(hits))
         body: dict[str, Any] = {"messages": system + window + turn, **_sampling(settings)}
         if req.tools:
             body["tools"] = [t.model_dump(exclude_none=True) for t in req.tools]
@@ -118,16 +132,45 @@ async def send_message(conversation_id: str, request: Request, caller: Caller = 
             result = await complete(route, body)
             choice = result["choices"][0]
             row = _reply_row(
-                choice.get("message") or {}, route.public_name, choice.get("finish_reason"), result["usage"]
+                choice.get("message") or {}, route.public_name, choice.get("finish_reason"), result["usage"], refs
             )
             await _store_reply(c, conversation, row)
-            lock.release()
+            await _release(lock)
             return json_response(_reply_body(row))
         chat = await open_stream(route, body, c.settings.sse_ping_interval)
     except BaseException:
-        lock.release()
+        await _release(lock)
         raise
-    return sse_response(_stream(c, conversation, chat), on_close=lambda: _release(lock))
+    return sse_response(_stream(c, conversation, chat, refs), on_close=lambda: _release(lock))
+
+
+async def _retrieve(c: Any, caller: Caller, conversation: Conversation, query: str | None) -> list[Any] | None:
+    """Sources for this turn, or None when the conversation names no memories (or there is no text)."""
+    memories = conversation.reference_settings.get("memories") or {}
+    if not memories.get("collections") or not query:
+        return None
+    async with c.sessions() as db:
+        return await retrieval.retrieve(db, c.searcher, memories, query, caller.app_id)
+
+
+async def _reply_without_model(
+    c: Any, conversation: Conversation, text: str, model: str, stream: bool, lock: Any
+) -> Response:
+    usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    row = _reply_row({"content": text}, model, "stop", usage)
+    try:
+        await _store_reply(c, conversation, row)
+    finally:
+        await _release(lock)
+    if not stream:
+        return json_response(_reply_body(row))
+    final = {"type": events.MESSAGE, "model": model, "content": text, "finish_reason": "stop", "usage": usage}
+
+    async def body() -> AsyncIterator[bytes]:
+        yield event(final)
+        yield DONE_LINE
+
+    return sse_response(body())
 
 
 async def _release(lock: Any) -> None:
@@ -147,10 +190,14 @@ async def _store_reply(c: Any, conversation: Conversation, row: Message) -> None
         await store.append(db, conversation, [row])
 
 
-async def _stream(c: Any, conversation: Conversation, chat: ChatStream) -> AsyncIterator[bytes]:
+async def _stream(
+    c: Any, conversation: Conversation, chat: ChatStream, refs: list[dict[str, Any]]
+) -> AsyncIterator[bytes]:
     model = chat.route.public_name
     finishing: dict[str, Any] | None = None
     try:
+        if refs:
+            yield event(events.references(refs))
         async for item in chat:
             if item is PING:
                 yield PING_LINE
@@ -162,7 +209,7 @@ async def _stream(c: Any, conversation: Conversation, chat: ChatStream) -> Async
                 yield event(ev)
         last = events.final(finishing, chat.builder, model, chat.usage)
         message = chat.message
-        await _store_reply(c, conversation, _reply_row(message, model, last["finish_reason"], chat.usage))
+        await _store_reply(c, conversation, _reply_row(message, model, last["finish_reason"], chat.usage, refs))
         yield event(last)
         yield DONE_LINE
     except ParleyError as exc:

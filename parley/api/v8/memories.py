@@ -1,0 +1,229 @@
+"""/v8/memories: knowledge bases, their contents and chunks, and search (seed 003).
+
+Reads take any token of the integration; writes and the chunks view take an admin (ak-) token.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from parley.api.common import core, json_body, json_response, validate
+from parley.api.v8.auth import Caller, admin, user
+from parley.errors import BadRequest
+from parley.memory import store
+from parley.storage.models import Memory, now
+
+router = APIRouter(prefix="/memories", tags=["v8 memories"])
+Strict = ConfigDict(extra="forbid")
+
+
+class MemoryCreate(BaseModel):
+    model_config = Strict
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    description: str | None = None
+    embedding_model: str | None = None
+    max_tokens_per_chunk: Annotated[int, Field(ge=16, le=8192)] = 1024
+    overlap_tokens: Annotated[int, Field(ge=0)] = 0
+
+
+class MemoryUpdate(BaseModel):
+    model_config = Strict
+    name: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    description: str | None = None
+    status: Literal["enabled", "disabled"] | None = None
+
+
+class ContentBody(BaseModel):
+    model_config = Strict
+    content: Annotated[str, Field(min_length=1)]
+    content_type: Literal["text", "markdown"] = "text"
+    key: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+    attrs: dict[str, Any] | None = None
+    status: Literal["enabled", "disabled"] = "enabled"
+
+
+class ContentFilter(BaseModel):
+    model_config = Strict
+    attrs: dict[str, Any] | None = None
+    content_type: str | None = None
+    content_keywords: str | None = None
+
+
+class SearchBody(BaseModel):
+    model_config = Strict
+    query: Annotated[str, Field(min_length=1)]
+    min_similarity: Annotated[float, Field(ge=0, le=1)] = 0.7
+    limit: Annotated[int, Field(ge=1, le=100)] = 10
+    content_filter: ContentFilter | None = None
+    mode: Literal["dense", "hybrid", "lexical"] = "dense"
+
+
+async def _memory(request: Request, caller: Caller, memory_id: str) -> Memory:
+    async with core(request).sessions() as db:
+        return await store.get_memory(db, caller.app_id, memory_id)
+
+
+@router.get("", summary="The integration's memories")
+async def list_memories(request: Request, caller: Caller = Depends(user)) -> Response:
+    async with core(request).sessions() as db:
+        rows = await store.list_memories(db, caller.app_id)
+    return json_response([store.memory_dict(m) for m in rows])
+
+
+@router.post("", summary="Create a memory (admin)")
+async def create_memory(request: Request, caller: Caller = Depends(admin)) -> Response:
+    req = validate(MemoryCreate, await json_body(request))
+    c = core(request)
+    model = req.embedding_model or caller.integration.default_embedding_model or c.router.default_embedding_model
+    if model not in c.router.embedding_names():
+        raise BadRequest(
+            f"Unknown embedding_model {model!r}. Available: {', '.join(c.router.embedding_names())}",
+            param="embedding_model",
+        )
+    if req.overlap_tokens >= req.max_tokens_per_chunk:
+        raise BadRequest("overlap_tokens must be smaller than max_tokens_per_chunk", param="overlap_tokens")
+    row = Memory(
+        integration_id=caller.app_id,
+        name=req.name,
+        description=req.description,
+        embedding_model=model,
+        max_tokens_per_chunk=req.max_tokens_per_chunk,
+        overlap_tokens=req.overlap_tokens,
+    )
+    async with c.sessions() as db:
+        db.add(row)
+        await db.commit()
+    return json_response(store.memory_dict(row))
+
+
+@router.get("/{memory_id}", summary="One memory")
+async def get_memory(memory_id: str, request: Request, caller: Caller = Depends(user)) -> Response:
+    return json_response(store.memory_dict(await _memory(request, caller, memory_id)))
+
+
+@router.put("/{memory_id}", summary="Update a memory's name, description or status (admin)")
+async def update_memory(memory_id: str, request: Request, caller: Caller = Depends(admin)) -> Response:
+    req = validate(MemoryUpdate, await json_body(request))
+    async with core(request).sessions() as db:
+        row = await store.get_memory(db, caller.app_id, memory_id)
+        for name in req.model_fields_set:
+            if getattr(req, name) is not None or name == "description":
+                setattr(row, name, getattr(req, name))
+        row.updated_at = now()
+        await db.commit()
+    return json_response(store.memory_dict(row))
+
+
+@router.delete("/{memory_id}", summary="Delete a memory with its contents, chunks and vectors (admin)")
+async def delete_memory(memory_id: str, request: Request, caller: Caller = Depends(admin)) -> Response:
+    c = core(request)
+    async with c.sessions() as db:
+        await store.delete_memory(db, await store.get_memory(db, caller.app_id, memory_id))
+    c.searcher.indexes.forget(memory_id)
+    return json_response({"message": "记忆库删除成功"})
+
+
+@router.get("/{memory_id}/contents", summary="List contents, by type and keywords")
+async def list_contents(memory_id: str, request: Request, caller: Caller = Depends(user)) -> Response:
+    spec = {"content_type": request.query_params.get("type"), "content_keywords": request.query_params.get("keywords")}
+    async with core(request).sessions() as db:
+        memory = await store.get_memory(db, caller.app_id, memory_id)
+        rows = await store.list_contents(db, memory, {k: v for k, v in spec.items() if v})
+    return json_response([store.content_dict(r) for r in rows])
+
+
+@router.post("/{memory_id}/contents-filter", summary="List contents with attribute filters")
+async def filter_contents(memory_id: str, request: Request, caller: Caller = Depends(user)) -> Response:
+    raw = await request.body()
+    spec = validate(ContentFilter, await json_body(request) if raw.strip() else {})
+    async with core(request).sessions() as db:
+        memory = await store.get_memory(db, caller.app_id, memory_id)
+        rows = await store.list_contents(db, memory, spec.model_dump(exclude_none=True))
+    return json_response([store.content_dict(r) for r in rows])
+
+
+@router.get("/{memory_id}/contents/{content_id}", summary="One content")
+async def get_content(memory_id: str, content_id: str, request: Request, caller: Caller = Depends(user)) -> Response:
+    async with core(request).sessions() as db:
+        memory = await store.get_memory(db, caller.app_id, memory_id)
+        return json_response(store.content_dict(await store.get_content(db, memory, content_id)))
+
+
+@router.get(
+    "/{memory_id}/contents/{content_id}/chunks", summary="A content's chunks and their embedding status (admin)"
+)
+async def get_chunks(memory_id: str, content_id: str, request: Request, caller: Caller = Depends(admin)) -> Response:
+    async with core(request).sessions() as db:
+        memory = await store.get_memory(db, caller.app_id, memory_id)
+        content = await store.get_content(db, memory, content_id)
+        return json_response([store.chunk_dict(c) for c in await store.chunks_of(db, content)])
+
+
+async def _put(request: Request, caller: Caller, memory_id: str, content_id: str | None) -> tuple[Any, bool]:
+    req = validate(ContentBody, await json_body(request))
+    c = core(request)
+    async with c.sessions() as db:
+        memory = await store.get_memory(db, caller.app_id, memory_id)
+        content, created = await store.put_content(db, memory, req.model_dump(), content_id)
+    c.embedder.wake()
+    return content, created
+
+
+@router.post("/{memory_id}/contents", summary="Create a content, or update the one with the same key (admin)")
+async def create_content(memory_id: str, request: Request, caller: Caller = Depends(admin)) -> Response:
+    content, created = await _put(request, caller, memory_id, None)
+    return json_response(
+        {"success": True, "message": "content created" if created else "content updated", "content_id": content.id}
+    )
+
+
+@router.put("/{memory_id}/contents/{content_id}", summary="Replace a content (admin)")
+async def update_content(
+    memory_id: str, content_id: str, request: Request, caller: Caller = Depends(admin)
+) -> Response:
+    await _put(request, caller, memory_id, content_id)
+    return json_response({"success": True, "message": "content updated"})
+
+
+@router.delete("/{memory_id}/contents/{content_id}", summary="Delete a content by id, or by key as _KEY (admin)")
+async def delete_content(
+    memory_id: str, content_id: str, request: Request, caller: Caller = Depends(admin)
+) -> Response:
+    async with core(request).sessions() as db:
+        memory = await store.get_memory(db, caller.app_id, memory_id)
+        await store.delete_content(db, memory, content_id)
+    return json_response({"success": True, "message": "content deleted"})
+
+
+async def _search(request: Request, caller: Caller, memory_id: str, contents: bool) -> Response:
+    req = validate(SearchBody, await json_body(request))
+    c = core(request)
+    async with c.sessions() as db:
+        memory = await store.get_memory(db, caller.app_id, memory_id)
+        if memory.status != "enabled":
+            return json_response([])
+        run = c.searcher.search_contents if contents else c.searcher.search
+        hits = await run(
+            db,
+            memory,
+            req.query,
+            limit=req.limit,
+            min_similarity=req.min_similarity,
+            content_filter=req.content_filter.model_dump(exclude_none=True) if req.content_filter else None,
+            mode=req.mode,
+        )
+    return json_response([h.content_dict() if contents else h.chunk_dict() for h in hits])
+
+
+@router.post("/{memory_id}/embeddings-search-chunks", summary="Search chunks by similarity")
+async def search_chunks(memory_id: str, request: Request, caller: Caller = Depends(user)) -> Response:
+    return await _search(request, caller, memory_id, contents=False)
+
+
+@router.post("/{memory_id}/embeddings-search-contents", summary="Search contents by their best chunk")
+async def search_contents(memory_id: str, request: Request, caller: Caller = Depends(user)) -> Response:
+    return await _search(request, caller, memory_id, contents=True)

@@ -1,0 +1,1 @@
+"""Knowledge bases: chunking, embedding jobs, vector and BM25 indexes, filters, search."""

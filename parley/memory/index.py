@@ -1,0 +1,81 @@
+"""In-process indexes of a memory's searchable chunks, reloaded when the memory changes.
+
+Every backend keeps its BM25 index here (terms are stored per chunk, so loading needs no
+re-segmentation). On SQLite the vectors live here too, as one normalized float32 matrix that a
+query multiplies in a few milliseconds even at 100k chunks; on PostgreSQL pgvector answers
+vector queries itself. ``memories.index_version`` says when a loaded index is stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley.memory.bm25 import BM25
+from parley.storage.models import Memory, MemoryChunk
+
+
+@dataclass
+class LoadedIndex:
+    version: int
+    chunk_ids: np.ndarray  # object array of str
+    content_ids: np.ndarray
+    bm25: BM25
+    vectors: np.ndarray | None  # rows L2-normalized; None when the database searches vectors
+
+    def __len__(self) -> int:
+        return len(self.chunk_ids)
+
+
+class IndexCache:
+    def __init__(self, keep_vectors: bool) -> None:
+        self.keep_vectors = keep_vectors
+        self._entries: dict[str, LoadedIndex] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def forget(self, memory_id: str) -> None:
+        self._entries.pop(memory_id, None)
+
+    async def get(self, db: AsyncSession, memory: Memory) -> LoadedIndex:
+        version = await db.scalar(select(Memory.index_version).where(Memory.id == memory.id))
+        entry = self._entries.get(memory.id)
+        if entry is not None and entry.version == version:
+            return entry
+        lock = self._locks.setdefault(memory.id, asyncio.Lock())
+        async with lock:
+            entry = self._entries.get(memory.id)
+            if entry is not None and entry.version == version:
+                return entry
+            entry = await self._load(db, memory.id, version or 0)
+            self._entries[memory.id] = entry
+            return entry
+
+    async def _load(self, db: AsyncSession, memory_id: str, version: int) -> LoadedIndex:
+        columns = [MemoryChunk.id, MemoryChunk.content_id, MemoryChunk.terms]
+        if self.keep_vectors:
+            columns.append(MemoryChunk.embedding)
+        result = await db.execute(
+            select(*columns).where(MemoryChunk.memory_id == memory_id, MemoryChunk.active.is_(True))
+        )
+        rows = result.all()
+        return await asyncio.to_thread(self._build, rows, version)
+
+    def _build(self, rows: list, version: int) -> LoadedIndex:
+        ids = np.array([r[0] for r in rows], dtype=object)
+        contents = np.array([r[1] for r in rows], dtype=object)
+        bm25 = BM25([(r[2] or "").split() for r in rows])
+        vectors = None
+        if self.keep_vectors:
+            dims = {len(r[3]) for r in rows if r[3] is not None}
+            width = dims.pop() if len(dims) == 1 else 0
+            vectors = np.zeros((len(rows), width), dtype=np.float32)
+            for i, r in enumerate(rows):
+                if r[3] is not None and len(r[3]) == width:
+                    vectors[i] = r[3]
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors /= np.where(norms == 0, 1, norms)
+        return LoadedIndex(version, ids, contents, bm25, vectors)

@@ -1,0 +1,177 @@
+"""Memories and their contents: create, change, list, delete; each change queues its chunks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley.errors import NotFound
+from parley.memory import chunking
+from parley.memory.filters import content_conditions
+from parley.storage.models import Memory, MemoryChunk, MemoryContent, iso, now
+
+
+def memory_dict(m: Memory) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "name": m.name,
+        "description": m.description,
+        "embedding_model": m.embedding_model,
+        "status": m.status,
+        "max_tokens_per_chunk": m.max_tokens_per_chunk,
+        "overlap_tokens": m.overlap_tokens,
+        "created_at": iso(m.created_at),
+        "updated_at": iso(m.updated_at),
+    }
+
+
+def content_dict(c: MemoryContent) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "content": c.content,
+        "content_type": c.content_type,
+        "key": c.key,
+        "attrs": c.attrs,
+        "status": c.status,
+        "created_at": iso(c.created_at),
+        "updated_at": iso(c.updated_at),
+    }
+
+
+def chunk_dict(c: MemoryChunk) -> dict[str, Any]:
+    out = {
+        "id": c.id,
+        "content_id": c.content_id,
+        "chunk_index": c.chunk_index,
+        "content": c.content,
+        "token_count": c.token_count,
+        "embedding_status": c.embedding_status,
+        "created_at": iso(c.created_at),
+    }
+    if c.embedding_error:
+        out["embedding_error"] = c.embedding_error
+    return out
+
+
+async def get_memory(db: AsyncSession, integration_id: str, memory_id: str) -> Memory:
+    row = await db.get(Memory, memory_id)
+    if row is None or row.integration_id != integration_id:
+        raise NotFound("Memory not found")
+    return row
+
+
+async def list_memories(db: AsyncSession, integration_id: str) -> list[Memory]:
+    rows = await db.scalars(select(Memory).where(Memory.integration_id == integration_id).order_by(Memory.created_at))
+    return list(rows.all())
+
+
+async def delete_memory(db: AsyncSession, memory: Memory) -> None:
+    await db.execute(delete(MemoryChunk).where(MemoryChunk.memory_id == memory.id))
+    await db.execute(delete(MemoryContent).where(MemoryContent.memory_id == memory.id))
+    await db.execute(delete(Memory).where(Memory.id == memory.id))
+    await db.commit()
+
+
+def _new_chunks(memory: Memory, content: MemoryContent) -> list[MemoryChunk]:
+    return [
+        MemoryChunk(
+            memory_id=memory.id,
+            content_id=content.id,
+            version=content.version,
+            chunk_index=c.index,
+            content=c.text,
+            token_count=c.token_count,
+        )
+        for c in chunking.split(content.content, memory.max_tokens_per_chunk, memory.overlap_tokens)
+    ]
+
+
+async def put_content(
+    db: AsyncSession, memory: Memory, fields: dict[str, Any], content_id: str | None = None
+) -> tuple[MemoryContent, bool]:
+    """Create or replace a content (by id, else by key); returns (content, created).
+
+    A replaced content gets a new version; its new chunks queue for embedding while the old
+    ones keep answering searches (see jobs.py for the swap). Chunking runs here, not the
+    embedding: the request returns at once.
+    """
+    existing: MemoryContent | None = None
+    if content_id is not None:
+        existing = await db.get(MemoryContent, content_id)
+        if existing is None or existing.memory_id != memory.id:
+            raise NotFound("Content not found")
+    elif fields.get("key") is not None:
+        existing = await db.scalar(
+            select(MemoryContent).where(MemoryContent.memory_id == memory.id, MemoryContent.key == fields["key"])
+        )
+    stamp = now()
+    if existing is None:
+        content = MemoryContent(memory_id=memory.id, version=1, created_at=stamp, updated_at=stamp, **fields)
+        db.add(content)
+        await db.flush()
+        created = True
+    else:
+        content = existing
+        text_changed = content.content != fields["content"]
+        for name, value in fields.items():
+            setattr(content, name, value)
+        content.updated_at = stamp
+        created = False
+        if not text_changed:
+            await db.commit()
+            return content, created
+        content.version += 1
+        # Chunks of versions that never became active are superseded: drop them now.
+        await db.execute(delete(MemoryChunk).where(MemoryChunk.content_id == content.id, MemoryChunk.active.is_(False)))
+    db.add_all(_new_chunks(memory, content))
+    await db.commit()
+    return content, created
+
+
+async def get_content(db: AsyncSession, memory: Memory, content_id: str) -> MemoryContent:
+    row = await db.get(MemoryContent, content_id)
+    if row is None or row.memory_id != memory.id:
+        raise NotFound("Content not found")
+    return row
+
+
+async def delete_content(db: AsyncSession, memory: Memory, content_id: str) -> None:
+    """By id, or by key when the id starts with "_" (seed 003's ``DELETE …/contents/_KEY``)."""
+    if content_id.startswith("_"):
+        row = await db.scalar(
+            select(MemoryContent).where(MemoryContent.memory_id == memory.id, MemoryContent.key == content_id[1:])
+        )
+        if row is None:
+            raise NotFound("Content not found")
+    else:
+        row = await get_content(db, memory, content_id)
+    await db.execute(delete(MemoryChunk).where(MemoryChunk.content_id == row.id))
+    await db.execute(delete(MemoryContent).where(MemoryContent.id == row.id))
+    await bump(db, memory.id)
+    await db.commit()
+
+
+async def bump(db: AsyncSession, memory_id: str) -> None:
+    await db.execute(update(Memory).where(Memory.id == memory_id).values(index_version=Memory.index_version + 1))
+
+
+async def list_contents(db: AsyncSession, memory: Memory, content_filter: dict[str, Any] | None) -> list[MemoryContent]:
+    conditions = content_conditions(content_filter, db.bind.dialect.name)
+    rows = await db.scalars(
+        select(MemoryContent)
+        .where(MemoryContent.memory_id == memory.id, *conditions)
+        .order_by(MemoryContent.created_at, MemoryContent.id)
+    )
+    return list(rows.all())
+
+
+async def chunks_of(db: AsyncSession, content: MemoryContent) -> list[MemoryChunk]:
+    """The newest version's chunks (the ones being embedded, or already answering)."""
+    rows = await db.scalars(
+        select(MemoryChunk)
+        .where(MemoryChunk.content_id == content.id, MemoryChunk.version == content.version)
+        .order_by(MemoryChunk.chunk_index)
+    )
+    return list(rows.all())
