@@ -26,6 +26,8 @@ projects_app = typer.Typer(help="Projects for the integration API.", no_args_is_
 project_keys_app = typer.Typer(help="More API keys for a project.", no_args_is_help=True)
 projects_app.add_typer(project_keys_app, name="keys")
 app.add_typer(projects_app, name="projects")
+memories_app = typer.Typer(help="v8 memories (knowledge bases).", no_args_is_help=True)
+app.add_typer(memories_app, name="memories")
 integrations_app = typer.Typer(help="v8 integrations (tenants) and their signing secrets.", no_args_is_help=True)
 app.add_typer(integrations_app, name="integrations")
 
@@ -131,26 +133,25 @@ def keys_revoke(key_id: str, config: str | None = ConfigOpt) -> None:
     typer.echo(f"revoked {row.id}")
 
 
-def _project_fields(
-    model: str | None,
-    system_prompt: str | None,
-    temperature: float | None,
-    top_p: float | None,
-    max_tokens: int | None,
-    tools_file: str | None,
-    allow_model_override: bool | None,
-) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "model": model,
-        "system_prompt": system_prompt,
-        "temperature": temperature,
-        "top_p": top_p,
-        "max_tokens": max_tokens,
-        "allow_model_override": allow_model_override,
+def _project_fields(options: dict[str, Any]) -> dict[str, Any]:
+    """The project settings a create/update command was given (None = not given)."""
+    fields = {
+        k: options[k]
+        for k in ("model", "system_prompt", "temperature", "top_p", "max_tokens", "allow_model_override", "name")
+        if options.get(k) is not None
     }
-    if tools_file:
-        fields["tools"] = orjson.loads(open(tools_file, "rb").read())
-    return {k: v for k, v in fields.items() if v is not None}
+    if options.get("tools_file"):
+        fields["tools"] = orjson.loads(open(options["tools_file"], "rb").read())
+    if options.get("memory"):
+        memories: dict[str, Any] = {
+            "collections": list(options["memory"]),
+            "limit": options.get("memory_limit") or 5,
+            "min_similarity": options.get("memory_min_similarity") or 0.5,
+        }
+        if options.get("unmatch_message"):
+            memories["unmatch_message"] = options["unmatch_message"]
+        fields["memories"] = memories
+    return fields
 
 
 ModelOpt = typer.Option(None, "--model", help="Public model name (default: the server's default model).")
@@ -159,6 +160,10 @@ TempOpt = typer.Option(None, "--temperature", min=0, max=2)
 TopPOpt = typer.Option(None, "--top-p", min=0, max=1)
 MaxTokOpt = typer.Option(None, "--max-tokens", min=1)
 ToolsOpt = typer.Option(None, "--tools-file", help="JSON file with the project's default tools (OpenAI format).")
+MemoryOpt = typer.Option(None, "--memory", help="A memory (knowledge base) id to retrieve from; repeat for more.")
+MemoryLimitOpt = typer.Option(None, "--memory-limit", min=1, max=100, help="Sources per turn (default 5).")
+MemoryMinOpt = typer.Option(None, "--memory-min-similarity", min=0, max=1, help="Default 0.5.")
+UnmatchOpt = typer.Option(None, "--unmatch-message", help="The reply when no source passes (no model is called).")
 OverrideOpt = typer.Option(
     None, "--allow-model-override/--no-model-override", help="Let requests choose their own model."
 )
@@ -174,11 +179,16 @@ def projects_create(
     max_tokens: int | None = MaxTokOpt,
     tools_file: str | None = ToolsOpt,
     allow_model_override: bool | None = OverrideOpt,
+    memory: list[str] | None = MemoryOpt,
+    memory_limit: int | None = MemoryLimitOpt,
+    memory_min_similarity: float | None = MemoryMinOpt,
+    unmatch_message: str | None = UnmatchOpt,
     as_json: bool = typer.Option(False, "--json"),
     config: str | None = ConfigOpt,
 ) -> None:
     """Create a project; prints its id and first API key (shown once, stored hashed)."""
-    fields = _project_fields(model, system_prompt, temperature, top_p, max_tokens, tools_file, allow_model_override)
+    fields = _project_fields(locals())
+    fields.pop("name", None)
     project, key = run_db(config, lambda s: projects.create(s, name, **fields))
     emit(
         {"id": project.id, "name": project.name, "api_key": key},
@@ -215,12 +225,14 @@ def projects_update(
     max_tokens: int | None = MaxTokOpt,
     tools_file: str | None = ToolsOpt,
     allow_model_override: bool | None = OverrideOpt,
+    memory: list[str] | None = MemoryOpt,
+    memory_limit: int | None = MemoryLimitOpt,
+    memory_min_similarity: float | None = MemoryMinOpt,
+    unmatch_message: str | None = UnmatchOpt,
     config: str | None = ConfigOpt,
 ) -> None:
     """Change a project's settings; prints it as JSON."""
-    fields = _project_fields(model, system_prompt, temperature, top_p, max_tokens, tools_file, allow_model_override)
-    if name:
-        fields["name"] = name
+    fields = _project_fields(locals())
     emit(projects.as_dict(run_db(config, lambda s: projects.update(s, project_id, **fields))), True, "")
 
 
@@ -344,3 +356,100 @@ def extract(path: str, as_json: bool = typer.Option(False, "--json", help="Print
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     emit({"content": content, "metadata": metadata}, as_json, content)
+
+
+@memories_app.command("create")
+def memories_create(
+    app_id: str = typer.Option(..., "--app-id", help="The integration that owns it."),
+    name: str = typer.Option(..., "--name"),
+    description: str | None = typer.Option(None, "--description"),
+    embedding_model: str | None = typer.Option(None, "--embedding-model"),
+    max_tokens_per_chunk: int = typer.Option(1024, "--max-tokens-per-chunk", min=16),
+    overlap_tokens: int = typer.Option(0, "--overlap-tokens", min=0),
+    as_json: bool = typer.Option(False, "--json"),
+    config: str | None = ConfigOpt,
+) -> None:
+    """Create a memory for an integration."""
+    from parley.memory.store import memory_dict
+    from parley.storage.models import Memory
+
+    settings = _settings(config)
+    model = embedding_model or settings.default_embedding_model
+
+    async def work(s: AsyncSession) -> Memory:
+        await integrations.get(s, app_id)
+        row = Memory(
+            integration_id=app_id,
+            name=name,
+            description=description,
+            embedding_model=model,
+            max_tokens_per_chunk=max_tokens_per_chunk,
+            overlap_tokens=overlap_tokens,
+        )
+        s.add(row)
+        await s.commit()
+        return row
+
+    row = run_db(config, work)
+    emit(memory_dict(row), as_json, f"{row.id}\t{row.name}")
+
+
+@memories_app.command("list")
+def memories_list(
+    app_id: str = typer.Option(..., "--app-id"),
+    as_json: bool = typer.Option(False, "--json"),
+    config: str | None = ConfigOpt,
+) -> None:
+    """List an integration's memories."""
+    from parley.memory.store import list_memories, memory_dict
+
+    rows = [memory_dict(m) for m in run_db(config, lambda s: list_memories(s, app_id))]
+    emit(rows, as_json, "\n".join(f"{m['id']}\t{m['name']}\t{m['embedding_model']}" for m in rows) or "(none)")
+
+
+@memories_app.command("ingest")
+def memories_ingest(
+    memory_id: str,
+    paths: list[str] = typer.Argument(..., help="Files or folders (folders are read recursively)."),
+    embed: bool = typer.Option(True, "--embed/--no-embed", help="Embed here and now, or leave it to the server."),
+    config: str | None = ConfigOpt,
+) -> None:
+    """Add files to a memory: text extracted, keyed by path (re-running updates), then embedded."""
+    from collections import Counter
+
+    from parley.memory.ingest import files_under, ingest_file, supported
+    from parley.memory.jobs import EmbeddingWorker
+    from parley.providers.routing import Router
+    from parley.storage.models import Memory
+
+    settings = _settings(config)
+    try:
+        files = [p for p in files_under(paths) if supported(p)]
+    except FileNotFoundError as exc:
+        typer.echo(f"error: no such file or folder: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+    async def work(s: AsyncSession) -> Counter[str]:
+        memory = await s.get(Memory, memory_id)
+        if memory is None:
+            raise ParleyError(f"Memory {memory_id!r} not found")
+        outcomes: Counter[str] = Counter()
+        with typer.progressbar(files, label="Reading", show_pos=True) as bar:
+            for path in bar:
+                outcome = await ingest_file(s, memory, path)
+                outcomes[outcome.split(":")[0]] += 1
+                if outcome.startswith("failed"):
+                    typer.echo(f"\n{path}: {outcome}", err=True)
+        if embed:
+            router = Router(settings)
+            worker = EmbeddingWorker(db.sessionmaker(s.bind), router)  # type: ignore[arg-type]
+            done = 0
+            while n := await worker.run_once():
+                done += n
+                typer.echo(f"\rEmbedded {done} chunks", nl=False)
+            typer.echo("")
+            await router.aclose()
+        return outcomes
+
+    outcomes = run_db(config, work)
+    typer.echo(", ".join(f"{n} {what}" for what, n in sorted(outcomes.items())) or "nothing to ingest")

@@ -13,7 +13,17 @@ from parley.errors import NotFound
 from parley.storage.models import ChatSession, Project, ProjectKey, SessionMessage
 
 DEFAULT_MODEL_LABEL = "pathway-default"  # what responses name when a project names no model
-EDITABLE = ("name", "model", "allow_model_override", "system_prompt", "temperature", "top_p", "max_tokens", "tools")
+EDITABLE = (
+    "name",
+    "model",
+    "allow_model_override",
+    "system_prompt",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "tools",
+    "memories",
+)
 
 
 async def create(db: AsyncSession, name: str, **fields: Any) -> tuple[Project, str]:
@@ -63,6 +73,7 @@ def as_dict(p: Project) -> dict[str, Any]:
         "top_p": p.top_p,
         "max_tokens": p.max_tokens,
         "tools": p.tools,
+        "memories": p.memories,
         "created_at": p.created_at,
         "updated_at": p.updated_at,
     }

@@ -334,3 +334,112 @@ def test_chat_without_a_match_and_without_unmatch_message_calls_the_model(filled
     reply = user.send(conv["id"], content="hello", stream=False).json()
     assert reply["content"] == "echo: hello" and "references" not in reply
     assert all(m["role"] != "system" for m in parley.upstream.rec.last()["messages"])
+
+
+def test_a_restart_mid_embedding_resumes_the_work(parley, tmp_path):
+    from parley.app import create_app
+    from tests.conftest import fresh_database, test_settings
+    from tests.servers import ThreadedServer
+
+    if parley.database_url.startswith("sqlite"):
+        url = f"sqlite+aiosqlite:///{tmp_path / 'restart.db'}"
+    else:
+        pg = parley.database_url.split("?")[0].rsplit("/", 1)[0].replace("+asyncpg", "") + "/postgres"
+        query = parley.database_url.split("?", 1)[1]
+        url = fresh_database(f"{pg}?{query}")
+    settings = test_settings(url, parley.upstream.url)
+    with ThreadedServer(create_app(settings)) as first:
+        app = cli_json(url, "integrations", "create", "--name", "restart", "--json")
+        admin = V8(first.url, app, admin=True)
+        mid = make_memory(admin, embedding_model="slow-embed")["id"]
+        cid = add(admin, mid, content="survives a restart [slow]")["content_id"]
+        deadline = time.monotonic() + 10
+        while admin.http.get(f"/memories/{mid}/contents/{cid}/chunks").json()[0]["embedding_status"] != "processing":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    # The server stopped mid-embedding: the chunk is left "processing" under a lease.
+    with ThreadedServer(create_app(settings)) as second:
+        admin = V8(second.url, app, admin=True)
+        assert admin.http.get(f"/memories/{mid}/contents/{cid}/chunks").json()[0]["embedding_status"] == "processing"
+        wait_embedded(admin, mid, cid, timeout=30)
+        hits = search(admin, mid, query="restart", min_similarity=0.0)
+        assert [h["content_id"] for h in hits] == [cid]
+
+
+def test_cli_ingest_updates_instead_of_duplicating(admin, app, parley, tmp_path):
+    from tests.conftest import cli
+    from tests.fixtures import ZH, docx_file
+
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.md").write_text("# 标题\n\n机器学习让计算机从数据中学习。", encoding="utf-8")
+    (folder / "sub" / "b.txt").write_text("Apollo 11 landed on the Moon.", encoding="utf-8")
+    (folder / "report.docx").write_bytes(docx_file(ZH))
+    (folder / "skip.bin").write_bytes(b"\0\1")
+    memory = cli_json(parley.database_url, "memories", "create", "--app-id", app["app_id"], "--name", "docs", "--json")
+    done = cli(parley.database_url, "memories", "ingest", memory["id"], str(folder))
+    assert done.returncode == 0, done.stderr
+    assert "3 created" in done.stdout and "Embedded" in done.stdout
+    contents = admin.http.get(f"/memories/{memory['id']}/contents").json()
+    assert sorted(c["key"] for c in contents) == sorted(
+        str(p) for p in (folder / "a.md", folder / "sub" / "b.txt", folder / "report.docx")
+    )
+    assert next(c for c in contents if c["key"].endswith("a.md"))["content_type"] == "markdown"
+    (folder / "a.md").write_text("# 标题\n\n改过的内容。", encoding="utf-8")
+    again = cli(parley.database_url, "memories", "ingest", memory["id"], str(folder), "--no-embed")
+    assert "1 updated" in again.stdout and "2 unchanged" in again.stdout
+    assert len(admin.http.get(f"/memories/{memory['id']}/contents").json()) == 3
+    hits = search(admin, memory["id"], query="Moon landing", min_similarity=0.0, limit=1)
+    assert hits[0]["content_key"].endswith("b.txt")
+
+
+def test_project_retrieves_from_its_memories(filled, parley):
+    memory, ids = filled
+    made = cli_json(
+        parley.database_url,
+        "projects",
+        "create",
+        "--name",
+        "rag",
+        "--model",
+        "gpt-4o-mini",
+        "--memory",
+        memory["id"],
+        "--memory-limit",
+        "1",
+        "--json",
+    )
+    base = f"/api/project/{made['id']}/integration/api"
+    with parley.client(key=made["api_key"]) as http:
+        body = http.post(
+            base + "/chat/completions", json={"messages": [{"role": "user", "content": "红烧肉怎么做"}]}
+        ).json()
+    assert body["references"][0]["content_id"] == ids["cook"] and len(body["references"]) == 1
+    sent = parley.upstream.rec.last()["messages"]
+    assert sent[0]["role"] == "system" and PASSAGES["cook"] in sent[0]["content"]
+    strict = cli_json(
+        parley.database_url,
+        "projects",
+        "create",
+        "--name",
+        "rag2",
+        "--memory",
+        memory["id"],
+        "--memory-min-similarity",
+        "0.99",
+        "--unmatch-message",
+        "没有找到。",
+        "--json",
+    )
+    base = f"/api/project/{strict['id']}/integration/api"
+    before = len(parley.upstream.rec.requests)
+    with parley.client(key=strict["api_key"]) as http:
+        r = http.post(base + "/chat/completions", json={"messages": [{"role": "user", "content": "随便问问"}]})
+        assert r.json()["choices"][0]["message"]["content"] == "没有找到。"
+        streamed = http.post(
+            base + "/chat/completions",
+            headers={"x-session-id": r.json()["session_id"]},
+            json={"messages": [{"role": "user", "content": "再问"}], "stream": True},
+        ).text
+    assert "没有找到。" in streamed and streamed.rstrip().endswith("data: [DONE]")
+    assert len(parley.upstream.rec.requests) == before

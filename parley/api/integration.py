@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
@@ -17,10 +18,11 @@ from parley.api.openai_schemas import ChatRequest
 from parley.api.sse import DONE_LINE, PING_LINE, event, sse_response
 from parley.auth.headers import bearer_or_bare
 from parley.chat import sessions
-from parley.chat.completions import ChatStream, complete, open_stream
+from parley.chat.completions import ChatStream, complete, new_completion_id, open_stream
 from parley.chat.reconcile import new_messages
 from parley.chat.relay import PING
 from parley.errors import BadRequest, ParleyError, Unauthorized
+from parley.memory import retrieval
 from parley.storage.models import Project, iso
 
 router = APIRouter(prefix="/api/project/{project_id}/integration/api", tags=["Project integration"])
@@ -97,34 +99,80 @@ async def chat_completions(project_id: str, request: Request) -> Response:
                 raise BadRequest("The messages add nothing for the assistant to answer.", param="messages")
             # The user's turn is kept even if the model then fails.
             await sessions.append(db, project_id, session_id, fresh)
-        body = _upstream_body(project, req, raw, history, instructions)
         headers = {"x-session-id": session_id}
+        hits = await _retrieve(c, project, fresh)
+        unmatched = (project.memories or {}).get("unmatch_message")
+        if hits == [] and unmatched:  # nothing relevant: the configured answer, and no model is called
+            async with c.sessions() as db:
+                await sessions.append(db, project_id, session_id, [{"role": "assistant", "content": unmatched}])
+            await hold.aclose()
+            return _canned(unmatched, label, session_id, bool(req.stream), headers)
+        if hits:
+            instructions = [*instructions, retrieval.sources_message(hits)]
+        extra = {"references": retrieval.references(hits)} if hits else {}
+        body = _upstream_body(project, req, raw, history, instructions)
         if not req.stream:
             result = await complete(route, body)
             reply = _stored_form(result["choices"][0]["message"])
             async with c.sessions() as db:
                 await sessions.append(db, project_id, session_id, [reply])
             await hold.aclose()
-            return json_response({**result, "model": label, "session_id": session_id}, headers=headers)
+            return json_response({**result, "model": label, "session_id": session_id, **extra}, headers=headers)
         stream = await open_stream(route, body, c.settings.sse_ping_interval)
     except BaseException:
         await hold.aclose()
         raise
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     return sse_response(
-        _sse(c, stream, project_id, session_id, label, include_usage), headers=headers, on_close=hold.aclose
+        _sse(c, stream, project_id, session_id, label, include_usage, extra), headers=headers, on_close=hold.aclose
     )
 
 
+async def _retrieve(c: Any, project: Project, fresh: list[dict[str, Any]]) -> list[Any] | None:
+    """Sources for the newest user message, or None when the project names no memories."""
+    settings = project.memories or {}
+    query = next((m["content"] for m in reversed(fresh) if m["role"] == "user" and isinstance(m["content"], str)), None)
+    if not settings.get("collections") or not query:
+        return None
+    async with c.sessions() as db:
+        return await retrieval.retrieve(db, c.searcher, settings, query)
+
+
+def _canned(text: str, label: str, session_id: str, stream: bool, headers: dict[str, str]) -> Response:
+    """A reply that no model wrote (the project's unmatch message), in OpenAI's shapes."""
+    base = {"id": new_completion_id(), "created": int(time.time()), "model": label, "session_id": session_id}
+    usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    if not stream:
+        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        return json_response(
+            {**base, "object": "chat.completion", "choices": [choice], "usage": usage}, headers=headers
+        )
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for delta, finish in (({"role": "assistant", "content": text}, None), ({}, "stop")):
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            yield event({**base, "object": "chat.completion.chunk", "choices": [choice]})
+        yield DONE_LINE
+
+    return sse_response(chunks(), headers=headers)
+
+
 async def _sse(
-    c: Any, stream: ChatStream, project_id: str, session_id: str, label: str, include_usage: bool
+    c: Any,
+    stream: ChatStream,
+    project_id: str,
+    session_id: str,
+    label: str,
+    include_usage: bool,
+    extra: dict[str, Any],
 ) -> AsyncIterator[bytes]:
     try:
         async for item in stream:
             if item is PING:
                 yield PING_LINE
                 continue
-            yield event({**item, "model": label, "session_id": session_id})
+            yield event({**item, "model": label, "session_id": session_id, **extra})
+            extra = {}  # the references ride on the first chunk only
         async with c.sessions() as db:  # stored before [DONE]: a client that saw [DONE] finds it
             await sessions.append(db, project_id, session_id, [_stored_form(stream.message)])
         if include_usage:
