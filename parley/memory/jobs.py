@@ -18,7 +18,7 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley.memory.store import bump
@@ -128,8 +128,11 @@ class EmbeddingWorker:
             return
         texts = [c.content for c in group]
         try:
-            result = await self.router.embed(memory.embedding_model, texts)
-            bags = await asyncio.to_thread(lambda: [" ".join(terms(t)) for t in texts])
+            # BM25 terms (jieba, pure Python) while the vectors compute (numpy, off the GIL).
+            result, bags = await asyncio.gather(
+                self.router.embed(memory.embedding_model, texts),
+                asyncio.to_thread(lambda: [" ".join(terms(t)) for t in texts]),
+            )
         except Exception as exc:  # noqa: BLE001 - any failure is retried, then reported per chunk
             log.warning("embedding failed", extra={"fields": {"memory": memory_id, "error": str(exc)[:300]}})
             await self._finish(group, None, None, f"{type(exc).__name__}: {exc}"[:1000])
@@ -139,44 +142,80 @@ class EmbeddingWorker:
     async def _finish(
         self, group: list[MemoryChunk], vectors: list[list[float]] | None, bags: list[str] | None, error: str | None
     ) -> None:
+        table = MemoryChunk.__table__
+        # Only rows this worker still holds: a chunk deleted or re-leased meanwhile is left alone.
+        mine = and_(table.c.id == bindparam("chunk_id"), table.c.lease_token == self.token)
+        released = {"lease_token": None, "locked_until": None}
         async with self.sessions() as db:
-            for i, chunk in enumerate(group):
-                mine = and_(MemoryChunk.id == chunk.id, MemoryChunk.lease_token == self.token)
-                if error is None:
-                    values: dict[str, Any] = {
-                        "embedding_status": "completed",
-                        "embedding": vectors[i],  # type: ignore[index]
-                        "dims": len(vectors[i]),
-                        "terms": bags[i],  # type: ignore[index]
-                        "embedding_error": None,
+            if error is None:
+                rows = [
+                    {
+                        "chunk_id": c.id,
+                        "embedding": vectors[i],
+                        "dims": len(vectors[i]),  # type: ignore[index]
+                        "terms": bags[i],
                     }
-                elif chunk.attempts >= MAX_ATTEMPTS:
-                    values = {"embedding_status": "error", "embedding_error": error}
-                else:
-                    values = {
-                        "embedding_status": "pending",
-                        "embedding_error": error,
-                        "not_before": now() + timedelta(seconds=2**chunk.attempts),
-                    }
-                await db.execute(update(MemoryChunk).where(mine).values(lease_token=None, locked_until=None, **values))
+                    for i, c in enumerate(group)
+                ]  # type: ignore[index]
+                done = dict(
+                    released,
+                    embedding_status="completed",
+                    embedding_error=None,
+                    embedding=bindparam("embedding"),
+                    dims=bindparam("dims"),
+                    terms=bindparam("terms"),
+                )
+                await db.execute(update(table).where(mine).values(done), rows)
+            else:
+                for chunk in group:
+                    if chunk.attempts >= MAX_ATTEMPTS:
+                        values: dict[str, Any] = {"embedding_status": "error"}
+                    else:
+                        delay = self.retry_delay * 2 ** (chunk.attempts - 1)
+                        values = {"embedding_status": "pending", "not_before": now() + timedelta(seconds=delay)}
+                    await db.execute(
+                        update(table).where(mine).values({**released, "embedding_error": error, **values}),
+                        {"chunk_id": chunk.id},
+                    )
             await db.commit()
             if error is None:
-                for content_id in {c.content_id for c in group}:
-                    await self._swap_if_ready(db, content_id)
+                await self._swap_ready(db, {c.content_id for c in group})
 
-    async def _swap_if_ready(self, db: AsyncSession, content_id: str) -> None:
-        content = await db.get(MemoryContent, content_id)
-        if content is None:
+    async def _swap_ready(self, db: AsyncSession, content_ids: set[str]) -> None:
+        """Make each content's newest chunk set searchable once all of it is embedded."""
+        contents = (
+            await db.execute(
+                select(MemoryContent.id, MemoryContent.version, MemoryContent.memory_id).where(
+                    MemoryContent.id.in_(content_ids)
+                )
+            )
+        ).all()
+        newest = {cid: version for cid, version, _ in contents}
+        rows = (
+            await db.execute(
+                select(
+                    MemoryChunk.content_id, MemoryChunk.version, MemoryChunk.embedding_status, MemoryChunk.active
+                ).where(MemoryChunk.content_id.in_(content_ids))
+            )
+        ).all()
+        blocked = {
+            cid
+            for cid, version, status, active in rows
+            if version == newest.get(cid) and (status != "completed" or active)
+        }
+        ready = [cid for cid in newest if cid not in blocked and any(r[0] == cid for r in rows)]
+        if not ready:
             return
-        newest = and_(MemoryChunk.content_id == content_id, MemoryChunk.version == content.version)
-        unfinished = await db.scalar(select(func.count()).where(newest, MemoryChunk.embedding_status != "completed"))
-        already = await db.scalar(select(func.count()).where(newest, MemoryChunk.active.is_(True)))
-        if unfinished or already:
-            return
-        # One transaction: the new chunk set answers from now on, the old one is gone.
-        await db.execute(update(MemoryChunk).where(newest).values(active=True))
-        await db.execute(
-            delete(MemoryChunk).where(MemoryChunk.content_id == content_id, MemoryChunk.version != content.version)
-        )
-        await bump(db, content.memory_id)
+        # One transaction: the new chunk sets answer from now on, the old ones are gone.
+        for cid in ready:
+            await db.execute(
+                update(MemoryChunk)
+                .where(MemoryChunk.content_id == cid, MemoryChunk.version == newest[cid])
+                .values(active=True)
+            )
+            await db.execute(
+                delete(MemoryChunk).where(MemoryChunk.content_id == cid, MemoryChunk.version != newest[cid])
+            )
+        for memory_id in {m for cid, _, m in contents if cid in ready}:
+            await bump(db, memory_id)
         await db.commit()
