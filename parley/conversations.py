@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from parley.chat.attachments import user_content
 from parley.errors import NotFound, from_validation
 from parley.storage.models import Conversation, Message, iso, now
 
@@ -201,6 +202,4 @@ def to_openai(m: Message) -> dict[str, Any]:
         return out
     if m.role == "tool":
         return {"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content or ""}
-    from parley.chat.attachments import user_content
-
     return {"role": m.role, "content": user_content(m.content, m.attachments)}

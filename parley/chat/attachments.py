@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from parley.chat.fetch import fetch
 from parley.errors import BadRequest
+from parley.extract import extract_bytes
 
 MAX_FETCH = 20 * 1024 * 1024
 MAX_DOCUMENT_CHARS = 200_000
@@ -70,8 +71,6 @@ def _filename(a: Attachment, mime: str) -> str:
 
 async def prepare(items: list[Attachment]) -> list[dict[str, Any]]:
     """Resolve attachments into their stored form (with extracted text or audio data)."""
-    from parley.extract import extract_bytes  # the file-extraction library (issue: files/extract)
-
     out: list[dict[str, Any]] = []
     for a in items:
         stored = a.model_dump(exclude_none=True)

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
 from parley.errors import BadRequest
+from parley.storage.models import MemoryContent
 
 OPERATORS = (
     "$gt",
@@ -212,8 +213,6 @@ def compile_attrs(spec: Any, d: Dialect) -> ColumnElement[bool]:
 
 def content_conditions(spec: dict[str, Any] | None, dialect_name: str) -> list[ColumnElement[bool]]:
     """``content_type`` (exact), ``content_keywords`` (substring, any case) and ``attrs``."""
-    from parley.storage.models import MemoryContent
-
     if not spec:
         return []
     if not isinstance(spec, dict):

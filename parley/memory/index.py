@@ -23,12 +23,23 @@ from parley.storage.models import Memory, MemoryChunk
 class LoadedIndex:
     version: int
     chunk_ids: np.ndarray  # object array of str
-    content_ids: np.ndarray
+    content_codes: np.ndarray  # per chunk, its content's position in ``contents``
+    contents: dict[str, int]  # content id → code
     bm25: BM25
     vectors: np.ndarray | None  # rows L2-normalized; None when the database searches vectors
 
     def __len__(self) -> int:
         return len(self.chunk_ids)
+
+    def mask_for(self, content_ids: list[str], keep: bool) -> np.ndarray:
+        """Chunks whose content is (keep=True) or is not (keep=False) among ``content_ids``."""
+        chosen = np.zeros(len(self.contents) + 1, dtype=bool)
+        for cid in content_ids:
+            code = self.contents.get(cid)
+            if code is not None:
+                chosen[code] = True
+        hit = chosen[self.content_codes]
+        return hit if keep else ~hit
 
 
 class IndexCache:
@@ -66,7 +77,8 @@ class IndexCache:
 
     def _build(self, rows: list, version: int) -> LoadedIndex:
         ids = np.array([r[0] for r in rows], dtype=object)
-        contents = np.array([r[1] for r in rows], dtype=object)
+        contents: dict[str, int] = {}
+        codes = np.array([contents.setdefault(r[1], len(contents)) for r in rows], dtype=np.int32)
         bm25 = BM25([(r[2] or "").split() for r in rows])
         vectors = None
         if self.keep_vectors:
@@ -78,4 +90,4 @@ class IndexCache:
                     vectors[i] = r[3]
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             vectors /= np.where(norms == 0, 1, norms)
-        return LoadedIndex(version, ids, contents, bm25, vectors)
+        return LoadedIndex(version, ids, codes, contents, bm25, vectors)

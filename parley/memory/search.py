@@ -78,7 +78,7 @@ class Searcher:
                     MemoryContent.memory_id == memory.id, MemoryContent.status == "enabled", *conditions
                 )
             )
-            return np.isin(index.content_ids, np.array(list(ids.all()), dtype=object))
+            return index.mask_for(list(ids.all()), keep=True)
         off = list(
             (
                 await db.scalars(
@@ -90,7 +90,7 @@ class Searcher:
         )
         if not off:
             return np.ones(len(index), dtype=bool)
-        return ~np.isin(index.content_ids, np.array(off, dtype=object))
+        return index.mask_for(off, keep=False)
 
     async def _query_vector(self, memory: Memory, query: str) -> np.ndarray:
         result = await self.router.embed(memory.embedding_model, [query])

@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from parley.errors import BadRequest
+
 Body = dict[str, Any]
 
 
@@ -39,8 +41,6 @@ class Provider(ABC):
         """
 
     async def embed(self, model: str, inputs: list[str]) -> Embeddings:
-        from parley.errors import BadRequest
-
         raise BadRequest(f"Provider {self.name!r} does not serve embeddings", param="model")
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
