@@ -13,37 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
-
-import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loadgen import request_bytes, run  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_up(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up")
+from stack import running  # noqa: E402
 
 
 def main() -> None:
@@ -51,63 +26,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=3000, help="requests per run at concurrency 1")
     ap.add_argument("--seconds", type=float, default=8.0, help="duration of each run at concurrency 64")
     args = ap.parse_args()
-
-    work = Path(tempfile.mkdtemp(prefix="parley-bench-"))
-    up_port, parley_port = free_port(), free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "bench")}
-    upstream = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "instant_upstream:app",
-            "--port",
-            str(up_port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=env,
-        cwd=ROOT / "bench",
-    )
-    config = work / "parley.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "database_url": f"sqlite+aiosqlite:///{work}/parley.db",
-                "log_level": "warning",
-                "providers": [
-                    {
-                        "name": "instant",
-                        "type": "openai",
-                        "base_url": f"http://127.0.0.1:{up_port}/v1",
-                        "api_key": "sk-bench",
-                    }
-                ],
-                "models": [{"name": "gpt-4o-mini", "provider": "instant", "upstream_model": "bench"}],
-            }
-        )
-    )
-    penv = {**os.environ, "PARLEY_CONFIG": str(config)}
-    key = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "parley", "keys", "create", "--name", "bench", "--json"],
-            env=penv,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )["key"]
-    parley = subprocess.Popen([sys.executable, "-m", "parley", "serve", "--port", str(parley_port)], env=penv)
-    try:
-        wait_up(f"http://127.0.0.1:{up_port}/")
-        wait_up(f"http://127.0.0.1:{parley_port}/healthz")
-        _bench(up_port, parley_port, key, args)
-    finally:
-        parley.terminate()
-        upstream.terminate()
-        parley.wait(10)
-        upstream.wait(10)
+    with running() as stack:
+        _bench(stack.upstream_port, stack.parley_port, stack.key, args)
 
 
 def _bench(up_port: int, parley_port: int, key: str, args: argparse.Namespace) -> None:
@@ -125,7 +45,7 @@ def _bench(up_port: int, parley_port: int, key: str, args: argparse.Namespace) -
         ).encode()
         direct = request_bytes("127.0.0.1", up_port, "/v1/chat/completions", body, {})
         via = request_bytes("127.0.0.1", parley_port, "/v1/chat/completions", body, {"authorization": f"Bearer {key}"})
-        for conc in (1, 64):
+        for conc in (1, 64, 256) if stream else (1, 64):
             n, secs = (args.requests, 120.0) if conc == 1 else (10**9, args.seconds)
             # Warm both paths (connection pools, caches, JIT-less but import-lazy code).
             asyncio.run(run("127.0.0.1", parley_port, via, 4, 200, 5))

@@ -46,6 +46,12 @@ class ProviderConfig(BaseModel):
         return self
 
 
+class SimilarityCalibration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    midpoint: float
+    slope: float = 10.0
+
+
 class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -53,6 +59,9 @@ class ModelConfig(BaseModel):
     upstream_model: str | None = None  # defaults to ``name``
     owned_by: str | None = None
     kind: Literal["chat", "embedding"] = "chat"
+    # Embedding models: the raw cosine that should read as similarity 0.5, and the slope of the
+    # logistic around it (see parley/memory/scoring.py). Without it, similarity is the raw cosine.
+    similarity: SimilarityCalibration | None = None
 
 
 class Settings(BaseModel):

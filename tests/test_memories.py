@@ -443,3 +443,11 @@ def test_project_retrieves_from_its_memories(filled, parley):
         ).text
     assert "没有找到。" in streamed and streamed.rstrip().endswith("data: [DONE]")
     assert len(parley.upstream.rec.requests) == before
+
+
+def test_upstream_embedding_model_with_its_configured_calibration(admin, reader):
+    mid = make_memory(admin, embedding_model="text-embedding-3-small")["id"]
+    cid = add(admin, mid, content="abcd")["content_id"]  # the double embeds a text as [len, 1, 0]
+    wait_embedded(admin, mid, cid)
+    hits = search(reader, mid, query="wxyz", min_similarity=0.0)  # same length: cosine 1.0
+    assert abs(hits[0]["similarity"] - 1 / (1 + 2.718281828459045 ** -1.0)) < 1e-4  # midpoint 0.9, slope 10

@@ -66,6 +66,7 @@ class Searcher:
         self.router = router
         self.postgres = postgres
         self.indexes = IndexCache(keep_vectors=not postgres)
+        self.calibrations = {name: scoring.Calibration(c.midpoint, c.slope) for name, c in router.calibrations.items()}
 
     async def _allowed(
         self, db: AsyncSession, memory: Memory, index: LoadedIndex, content_filter: dict[str, Any] | None
@@ -143,53 +144,65 @@ class Searcher:
         min_similarity: float,
         content_filter: dict[str, Any] | None = None,
         mode: Mode = "dense",
-        calibration: Any = None,
     ) -> list[Hit]:
-        index = await self.indexes.get(db, memory)
-        if not len(index):
-            return []
-        mask = await self._allowed(db, memory, index, content_filter)
-        dense_cal = calibration or scoring.dense_calibration(memory.embedding_model)
-        scores: dict[str, float] = {}
-        if mode in ("lexical", "hybrid"):
-            bm25 = index.bm25.normalized(await asyncio.to_thread(terms, query))
-        if mode in ("dense", "hybrid"):
+        dense_cal = scoring.dense_calibration(memory.embedding_model, self.calibrations)
+        if self.postgres and mode == "dense":  # pgvector alone answers: no in-process index needed
             q = await self._query_vector(memory, query)
-        if mode == "lexical":
-            sims = scoring.HYBRID(bm25)
-            scores = self._top(index, np.where(mask, sims, -1.0), limit, min_similarity)
-        elif not self.postgres:
-            cos = (
-                index.vectors @ q
-                if index.vectors is not None and index.vectors.shape[1] == len(q)
-                else np.zeros(len(index))
-            )
-            sims = dense_cal(cos) if mode == "dense" else scoring.HYBRID(scoring.fuse(bm25, cos))
-            scores = self._top(index, np.where(mask, sims, -1.0), limit, min_similarity)
-        elif mode == "dense":
-            found = await self._pg_cosines(db, memory, q, content_filter, max(limit, 1))
+            found = await self._pg_cosines(db, memory, q, content_filter, limit)
             scores = {cid: float(dense_cal(c)) for cid, c in found.items()}
-            scores = {k: v for k, v in scores.items() if v >= min_similarity}
-        else:  # hybrid on PostgreSQL: BM25 here, cosines from pgvector for the union of candidates
-            lexical = np.where(mask, bm25, -1.0)
-            top_lex = np.argsort(-lexical)[: max(limit * 10, 100)]
-            candidates = {index.chunk_ids[i]: float(bm25[i]) for i in top_lex if lexical[i] > 0}
-            cos = await self._pg_cosines(db, memory, q, content_filter, PG_CANDIDATES)
-            missing = [c for c in candidates if c not in cos]
-            if missing:
-                cos.update(await self._pg_cosines(db, memory, q, content_filter, 0, only=missing))
-            position = {cid: i for i, cid in enumerate(index.chunk_ids)}
-            for cid, c in cos.items():
-                lex = candidates.get(cid, float(bm25[position[cid]]) if cid in position else 0.0)
-                scores[cid] = float(scoring.HYBRID(scoring.fuse(np.float64(lex), np.float64(c))))
-            scores = {k: v for k, v in scores.items() if v >= min_similarity}
-        best = sorted(scores.items(), key=lambda kv: -kv[1])[:limit]
-        return await self._hits(db, best)
+        else:
+            index = await self.indexes.get(db, memory)
+            if not len(index):
+                return []
+            mask = await self._allowed(db, memory, index, content_filter)
+            bm25 = index.bm25.normalized(await asyncio.to_thread(terms, query)) if mode != "dense" else None
+            q = await self._query_vector(memory, query) if mode != "lexical" else None
+            if mode == "lexical":
+                sims = scoring.HYBRID(bm25)
+            elif self.postgres:
+                return await self._hits(
+                    db, await self._pg_hybrid(db, memory, index, mask, bm25, q, content_filter, limit, min_similarity)
+                )
+            else:
+                same = index.vectors is not None and index.vectors.shape[1] == len(q)
+                cos = index.vectors @ q if same else np.zeros(len(index))
+                sims = dense_cal(cos) if mode == "dense" else scoring.HYBRID(scoring.fuse(bm25, cos))
+            scores = self._top(index, np.where(mask, sims, -1.0), limit)
+        best = sorted(((k, v) for k, v in scores.items() if v >= min_similarity), key=lambda kv: -kv[1])
+        return await self._hits(db, best[:limit])
 
-    def _top(self, index: LoadedIndex, sims: np.ndarray, limit: int, min_similarity: float) -> dict[str, float]:
+    async def _pg_hybrid(
+        self,
+        db: AsyncSession,
+        memory: Memory,
+        index: LoadedIndex,
+        mask: np.ndarray,
+        bm25: np.ndarray,
+        q: np.ndarray,
+        content_filter: dict[str, Any] | None,
+        limit: int,
+        min_similarity: float,
+    ) -> list[tuple[str, float]]:
+        """BM25 from the in-process index, cosines from pgvector, for the union of both's candidates."""
+        lexical = np.where(mask, bm25, -1.0)
+        top_lex = np.argsort(-lexical)[: max(limit * 10, 100)]
+        candidates = {index.chunk_ids[i]: float(bm25[i]) for i in top_lex if lexical[i] > 0}
+        cos = await self._pg_cosines(db, memory, q, content_filter, PG_CANDIDATES)
+        missing = [c for c in candidates if c not in cos]
+        if missing:
+            cos.update(await self._pg_cosines(db, memory, q, content_filter, 0, only=missing))
+        position = {cid: i for i, cid in enumerate(index.chunk_ids)}
+        scores = {}
+        for cid, c in cos.items():
+            lex = candidates.get(cid, float(bm25[position[cid]]) if cid in position else 0.0)
+            scores[cid] = float(scoring.HYBRID(scoring.fuse(np.float64(lex), np.float64(c))))
+        best = sorted(((k, v) for k, v in scores.items() if v >= min_similarity), key=lambda kv: -kv[1])
+        return best[:limit]
+
+    def _top(self, index: LoadedIndex, sims: np.ndarray, limit: int) -> dict[str, float]:
         k = min(limit, len(sims))
         top = np.argpartition(-sims, k - 1)[:k] if k < len(sims) else np.arange(len(sims))
-        return {index.chunk_ids[i]: float(sims[i]) for i in top if sims[i] >= min_similarity and sims[i] >= 0}
+        return {index.chunk_ids[i]: float(sims[i]) for i in top if sims[i] >= 0}
 
     async def _hits(self, db: AsyncSession, best: list[tuple[str, float]]) -> list[Hit]:
         if not best:

@@ -35,6 +35,7 @@ class Router:
         for m in settings.models:
             self.routes[m.name] = self._route(m)
         self.local_embedder = LocalEmbedder()
+        self.calibrations = {m.name: m.similarity for m in settings.models if m.similarity is not None}
         self.default_model = settings.default_model
         self.default_embedding_model = settings.default_embedding_model
 
