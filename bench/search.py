@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert, text  # noqa: E402
 
 from parley.config import Settings  # noqa: E402
 from parley.memory.jobs import EmbeddingWorker  # noqa: E402
@@ -168,6 +168,11 @@ async def run_backend(name: str, url: str, args: argparse.Namespace, texts: list
         memory = await make_memory(sessions, f"size{size}")
         t0 = time.perf_counter()
         await bulk_load(sessions, memory, vectors, pool, bags, size)
+        if name == "postgresql":  # what autovacuum would do soon after a bulk load: fresh planner statistics
+            async with engine.connect() as conn:
+                await conn.execute(text("ANALYZE memory_chunks"))
+                await conn.execute(text("ANALYZE memory_contents"))
+                await conn.commit()
         load = time.perf_counter() - t0
         cells = []
         for mode, flt in (("dense", None), ("hybrid", None), ("dense", {"attrs": {"group": "even", "n": {"$lt": 10}}})):
