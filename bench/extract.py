@@ -145,7 +145,7 @@ def main() -> None:
                 theirs = f"{units / seconds:>15.0f}{seconds / ours:>7.1f}x"
             except Exception as exc:  # noqa: BLE001 - markitdown does not read every format
                 theirs = f"n/a ({type(exc).__name__})"
-        print(f"{path.name:<14}{units:>7} {unit:<11}{units / ours:>11.0f}{theirs:>15}", flush=True)
+        print(f"{path.name:<14}{units:>7} {unit:<11}{units / ours:>11.0f} {theirs:>14}", flush=True)
 
 
 if __name__ == "__main__":

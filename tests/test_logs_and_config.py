@@ -12,8 +12,10 @@ from parley.logs import JsonFormatter, redact
 
 
 def test_redact_masks_every_kind_of_secret():
-    line = ("auth Bearer sk-abcdef123456 x-api-key sk-K6GFRMfnwQcx5p0MEZSov token ek-eyJoYXNoIjoiZDdj "
-            "admin ak-eyJoYXNoIjoiMWQ0 project pk-a3_hompTJhrKsIlZARWd")
+    line = (
+        "auth Bearer sk-abcdef123456 x-api-key sk-K6GFRMfnwQcx5p0MEZSov token ek-eyJoYXNoIjoiZDdj "
+        "admin ak-eyJoYXNoIjoiMWQ0 project pk-a3_hompTJhrKsIlZARWd"
+    )
     out = redact(line)
     for secret in ("abcdef123456", "K6GFRMfnwQcx5p0MEZSov", "eyJoYXNoIjoiZDdj", "eyJoYXNoIjoiMWQ0", "a3_hompTJhrKs"):
         assert secret not in out

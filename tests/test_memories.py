@@ -450,4 +450,4 @@ def test_upstream_embedding_model_with_its_configured_calibration(admin, reader)
     cid = add(admin, mid, content="abcd")["content_id"]  # the double embeds a text as [len, 1, 0]
     wait_embedded(admin, mid, cid)
     hits = search(reader, mid, query="wxyz", min_similarity=0.0)  # same length: cosine 1.0
-    assert abs(hits[0]["similarity"] - 1 / (1 + 2.718281828459045 ** -1.0)) < 1e-4  # midpoint 0.9, slope 10
+    assert abs(hits[0]["similarity"] - 1 / (1 + 2.718281828459045**-1.0)) < 1e-4  # midpoint 0.9, slope 10

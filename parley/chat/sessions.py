@@ -8,24 +8,19 @@ asyncio lock per session does it; across worker processes a lease on the session
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from parley.chat.locks import lock_for
+from parley.chat.locks import holding
 from parley.errors import BadRequest, NotFound
 from parley.storage.models import ChatSession, SessionMessage, now
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
-LEASE = timedelta(minutes=15)  # longer than any turn may take (the total timeout caps it)
 
 
 def new_session_id() -> str:
@@ -101,44 +96,7 @@ async def remove(db: AsyncSession, project_id: str, session_id: str) -> None:
     await db.commit()
 
 
-async def _take_lease(sessions: async_sessionmaker[AsyncSession], project_id: str, session_id: str) -> str:
-    token = secrets.token_hex(8)
-    delay = 0.01
-    while True:
-        async with sessions() as db:
-            stamp = now()
-            result = await db.execute(
-                update(ChatSession)
-                .where(
-                    ChatSession.project_id == project_id,
-                    ChatSession.id == session_id,
-                    or_(ChatSession.lease_until.is_(None), ChatSession.lease_until < stamp),
-                )
-                .values(lease_token=token, lease_until=stamp + LEASE)
-            )
-            await db.commit()
-        if result.rowcount == 1:
-            return token
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.25)
-
-
-async def _drop_lease(sessions: async_sessionmaker[AsyncSession], project_id: str, session_id: str, token: str) -> None:
-    async with sessions() as db:
-        await db.execute(
-            update(ChatSession)
-            .where(ChatSession.project_id == project_id, ChatSession.id == session_id, ChatSession.lease_token == token)
-            .values(lease_token=None, lease_until=None)
-        )
-        await db.commit()
-
-
-@asynccontextmanager
-async def turn(sessions: async_sessionmaker[AsyncSession], project_id: str, session_id: str) -> AsyncIterator[None]:
+def turn(sessions: async_sessionmaker[AsyncSession], project_id: str, session_id: str) -> Any:
     """Hold the session for one turn (the session row must exist)."""
-    async with lock_for(("session", project_id, session_id)):
-        token = await _take_lease(sessions, project_id, session_id)
-        try:
-            yield
-        finally:
-            await _drop_lease(sessions, project_id, session_id, token)
+    where = (ChatSession.project_id == project_id, ChatSession.id == session_id)
+    return holding(sessions, ChatSession, where, ("session", project_id, session_id))

@@ -185,7 +185,8 @@ class Searcher:
     ) -> list[tuple[str, float]]:
         """BM25 from the in-process index, cosines from pgvector, for the union of both's candidates."""
         lexical = np.where(mask, bm25, -1.0)
-        top_lex = np.argsort(-lexical)[: max(limit * 10, 100)]
+        n = min(max(limit * 10, 100), len(lexical))
+        top_lex = np.argpartition(-lexical, n - 1)[:n]  # the n best, unordered: no full sort
         candidates = {index.chunk_ids[i]: float(bm25[i]) for i in top_lex if lexical[i] > 0}
         cos = await self._pg_cosines(db, memory, q, content_filter, PG_CANDIDATES)
         missing = [c for c in candidates if c not in cos]

@@ -151,6 +151,9 @@ class Conversation(Base):
     reference_settings: Mapped[dict[str, Any]] = mapped_column(Json)
     status: Mapped[str] = mapped_column(String(20), default="active")
     custom_data: Mapped[dict[str, Any] | None] = mapped_column(Json, default=None)
+    # A lease, so that turns on one conversation take turns across worker processes too.
+    lease_token: Mapped[str | None] = mapped_column(String(40), default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now)
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -196,7 +199,10 @@ class Memory(Base):
 
 class MemoryContent(Base):
     __tablename__ = "memory_contents"
-    __table_args__ = (Index("ix_memory_contents_key", "memory_id", "key", unique=True),)
+    __table_args__ = (
+        Index("ix_memory_contents_key", "memory_id", "key", unique=True),
+        Index("ix_memory_contents_status", "memory_id", "status"),
+    )
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=new_uuid)
     memory_id: Mapped[str] = mapped_column(ForeignKey("memories.id", ondelete="CASCADE"), index=True)
     content: Mapped[str] = mapped_column(Text)

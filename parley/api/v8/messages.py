@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -18,7 +19,7 @@ from parley.api.v8 import events
 from parley.api.v8.auth import Caller, user
 from parley.chat.attachments import Attachment, prepare, user_content
 from parley.chat.completions import ChatStream, complete, open_stream
-from parley.chat.locks import lock_for
+from parley.chat.locks import holding
 from parley.chat.relay import PING
 from parley.errors import BadRequest, NotFound, ParleyError
 from parley.memory import retrieval
@@ -94,8 +95,9 @@ async def send_message(conversation_id: str, request: Request, caller: Caller = 
     attachments = await prepare(req.attachments) if req.attachments else None
     stream = req.stream if req.stream is not None else settings.get("stream", True)
 
-    lock = lock_for(("conversation", conversation_id))
-    await lock.acquire()
+    hold = AsyncExitStack()  # this conversation's turn, until the reply is stored or given up
+    where = (Conversation.id == conversation_id,)
+    await hold.enter_async_context(holding(c.sessions, Conversation, where, ("conversation", conversation_id)))
     try:
         async with c.sessions() as db:
             conversation = await store.owned(db, caller.app_id, caller.user_id, conversation_id)
@@ -119,7 +121,7 @@ async def send_message(conversation_id: str, request: Request, caller: Caller = 
         if hits is not None and not hits:
             unmatched = conversation.reference_settings["memories"].get("unmatch_message")
             if unmatched:  # nothing relevant: the configured answer, and no model is called
-                return await _reply_without_model(c, conversation, unmatched, settings["model"], stream, lock)
+                return await _reply_without_model(c, conversation, unmatched, settings["model"], stream, hold)
         refs = retrieval.references(hits or [])
         if hits:
             system.append(retrieval.sources_message(hits))
@@ -135,13 +137,13 @@ async def send_message(conversation_id: str, request: Request, caller: Caller = 
                 choice.get("message") or {}, route.public_name, choice.get("finish_reason"), result["usage"], refs
             )
             await _store_reply(c, conversation, row)
-            await _release(lock)
+            await hold.aclose()
             return json_response(_reply_body(row))
         chat = await open_stream(route, body, c.settings.sse_ping_interval)
     except BaseException:
-        await _release(lock)
+        await hold.aclose()
         raise
-    return sse_response(_stream(c, conversation, chat, refs), on_close=lambda: _release(lock))
+    return sse_response(_stream(c, conversation, chat, refs), on_close=hold.aclose)
 
 
 async def _retrieve(c: Any, caller: Caller, conversation: Conversation, query: str | None) -> list[Any] | None:
@@ -154,14 +156,14 @@ async def _retrieve(c: Any, caller: Caller, conversation: Conversation, query: s
 
 
 async def _reply_without_model(
-    c: Any, conversation: Conversation, text: str, model: str, stream: bool, lock: Any
+    c: Any, conversation: Conversation, text: str, model: str, stream: bool, hold: AsyncExitStack
 ) -> Response:
     usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
     row = _reply_row({"content": text}, model, "stop", usage)
     try:
         await _store_reply(c, conversation, row)
     finally:
-        await _release(lock)
+        await hold.aclose()
     if not stream:
         return json_response(_reply_body(row))
     final = {"type": events.MESSAGE, "model": model, "content": text, "finish_reason": "stop", "usage": usage}
@@ -171,11 +173,6 @@ async def _reply_without_model(
         yield DONE_LINE
 
     return sse_response(body())
-
-
-async def _release(lock: Any) -> None:
-    if lock.locked():
-        lock.release()
 
 
 def _text(content: Any) -> str:
