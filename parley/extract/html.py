@@ -64,10 +64,11 @@ def extract_html(data: bytes, ext: str) -> tuple[str, dict[str, Any]]:
         tag.decompose()
     for tag in soup.find_all(attrs={"role": ["navigation", "banner", "contentinfo"]}):
         tag.decompose()
+    # Inside each tag, not beside it: bs4's insert_before/after search the parent (quadratic).
     for heading in soup.find_all(["h1", "h2", "h3", "h4", "h5", "h6"]):
-        heading.insert_before("\n" + "#" * int(heading.name[1]) + " ")
+        heading.insert(0, "\n" + "#" * int(heading.name[1]) + " ")
     for tag in soup.find_all(BLOCKS):
-        tag.insert_after("\n\n")
+        tag.append("\n\n")
     body = soup.body or soup
     lines = [_SPACES.sub(" ", line).strip() for line in body.get_text().split("\n")]
     text = _BLANKS.sub("\n\n", "\n".join(lines)).strip()
