@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from parley import __version__
-from parley.api import errors, integration, v1, v8
+from parley.api import docs, errors, integration, v1, v8
 from parley.api.limits import BodyLimit
 from parley.auth.keys import KeyVerifier
 from parley.auth.sealed import server_key
@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    docs.install(app)
     app.include_router(v1.router)
     app.include_router(integration.router)
     app.include_router(v8.router)

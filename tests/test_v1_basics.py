@@ -240,4 +240,9 @@ def test_healthz_and_docs(parley):
         assert http.get("/healthz").json()["status"] == "ok"
         assert http.get("/docs").status_code == 200
         spec = http.get("/openapi.json").json()
-        assert "/v1/chat/completions" in spec["paths"]
+    body = spec["paths"]["/v1/chat/completions"]["post"]["requestBody"]
+    assert body["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ChatRequest"}
+    assert "messages" in spec["components"]["schemas"]["ChatRequest"]["properties"]
+    for path in ("/v8/chat/conversations/{conversation_id}/messages", "/v8/memories/{memory_id}/contents",
+                 "/api/project/{project_id}/integration/api/chat/completions"):
+        assert "requestBody" in spec["paths"][path]["post"], path

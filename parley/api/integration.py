@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from parley import projects
 from parley.api.common import core, json_body, json_response, validate
+from parley.api.docs import body
 from parley.api.errors import openai_body
 from parley.api.openai_schemas import ChatRequest
 from parley.api.sse import DONE_LINE, PING_LINE, event, sse_response
@@ -71,7 +72,11 @@ def _upstream_body(
     return body
 
 
-@router.post("/chat/completions", summary="Chat with the project's assistant (OpenAI-compatible)")
+@router.post(
+    "/chat/completions",
+    summary="Chat with the project's assistant (OpenAI-compatible)",
+    openapi_extra=body(ProjectChatRequest),
+)
 async def chat_completions(project_id: str, request: Request) -> Response:
     project = await _project(request, project_id)
     raw = await json_body(request)

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from parley import tokens
 from parley.api.common import core, json_body, json_response, validate
+from parley.api.docs import body
 from parley.api.errors import openai_body
 from parley.api.openai_schemas import ChatRequest, EmbeddingRequest
 from parley.api.sse import DONE_LINE, PING_LINE, event, sse_response
@@ -28,7 +29,7 @@ async def _authenticate(request: Request) -> None:
     await core(request).gateway_keys.verify(gateway_key(request.headers))
 
 
-@router.post("/chat/completions", summary="Create a chat completion (OpenAI's schema)")
+@router.post("/chat/completions", summary="Create a chat completion (OpenAI's schema)", openapi_extra=body(ChatRequest))
 async def chat_completions(request: Request) -> Response:
     await _authenticate(request)
     body = await json_body(request)
@@ -90,7 +91,7 @@ def _texts(raw: Any) -> list[str]:
     return list(raw)
 
 
-@router.post("/embeddings", summary="Create embeddings")
+@router.post("/embeddings", summary="Create embeddings", openapi_extra=body(EmbeddingRequest))
 async def embeddings(request: Request) -> Response:
     await _authenticate(request)
     req = validate(EmbeddingRequest, await json_body(request))

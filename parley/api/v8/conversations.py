@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from parley import conversations as store
 from parley.api.common import core, json_body, json_response, validate
+from parley.api.docs import body
 from parley.api.v8.auth import Caller, user
 from parley.storage.models import Conversation, now
 
@@ -24,7 +25,7 @@ async def list_conversations(request: Request, caller: Caller = Depends(user)) -
     return json_response([store.as_dict(r) for r in rows])
 
 
-@router.post("", summary="Create a conversation (every field optional)")
+@router.post("", summary="Create a conversation (every field optional)", openapi_extra=body(store.ConversationCreate))
 async def create_conversation(request: Request, caller: Caller = Depends(user)) -> Response:
     raw = await request.body()
     req = validate(store.ConversationCreate, await json_body(request) if raw.strip() else {})
@@ -53,7 +54,11 @@ async def get_conversation(conversation_id: str, request: Request, caller: Calle
     return json_response(store.as_dict(row))
 
 
-@router.put("/{conversation_id}", summary="Update title, custom data, settings or reference settings")
+@router.put(
+    "/{conversation_id}",
+    summary="Update title, custom data, settings or reference settings",
+    openapi_extra=body(store.ConversationCreate),
+)
 async def update_conversation(conversation_id: str, request: Request, caller: Caller = Depends(user)) -> Response:
     req = validate(store.ConversationCreate, await json_body(request))
     async with core(request).sessions() as db:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from parley.api.common import core, json_body, json_response, validate
+from parley.api.docs import body
 from parley.api.v8.auth import Caller, admin, user
 from parley.errors import BadRequest
 from parley.memory import store
@@ -74,7 +75,7 @@ async def list_memories(request: Request, caller: Caller = Depends(user)) -> Res
     return json_response([store.memory_dict(m) for m in rows])
 
 
-@router.post("", summary="Create a memory (admin)")
+@router.post("", summary="Create a memory (admin)", openapi_extra=body(MemoryCreate))
 async def create_memory(request: Request, caller: Caller = Depends(admin)) -> Response:
     req = validate(MemoryCreate, await json_body(request))
     c = core(request)
@@ -105,7 +106,9 @@ async def get_memory(memory_id: str, request: Request, caller: Caller = Depends(
     return json_response(store.memory_dict(await _memory(request, caller, memory_id)))
 
 
-@router.put("/{memory_id}", summary="Update a memory's name, description or status (admin)")
+@router.put(
+    "/{memory_id}", summary="Update a memory's name, description or status (admin)", openapi_extra=body(MemoryUpdate)
+)
 async def update_memory(memory_id: str, request: Request, caller: Caller = Depends(admin)) -> Response:
     req = validate(MemoryUpdate, await json_body(request))
     async with core(request).sessions() as db:
@@ -136,7 +139,9 @@ async def list_contents(memory_id: str, request: Request, caller: Caller = Depen
     return json_response([store.content_dict(r) for r in rows])
 
 
-@router.post("/{memory_id}/contents-filter", summary="List contents with attribute filters")
+@router.post(
+    "/{memory_id}/contents-filter", summary="List contents with attribute filters", openapi_extra=body(ContentFilter)
+)
 async def filter_contents(memory_id: str, request: Request, caller: Caller = Depends(user)) -> Response:
     raw = await request.body()
     spec = validate(ContentFilter, await json_body(request) if raw.strip() else {})
@@ -173,7 +178,11 @@ async def _put(request: Request, caller: Caller, memory_id: str, content_id: str
     return content, created
 
 
-@router.post("/{memory_id}/contents", summary="Create a content, or update the one with the same key (admin)")
+@router.post(
+    "/{memory_id}/contents",
+    summary="Create a content, or update the one with the same key (admin)",
+    openapi_extra=body(ContentBody),
+)
 async def create_content(memory_id: str, request: Request, caller: Caller = Depends(admin)) -> Response:
     content, created = await _put(request, caller, memory_id, None)
     return json_response(
@@ -181,7 +190,7 @@ async def create_content(memory_id: str, request: Request, caller: Caller = Depe
     )
 
 
-@router.put("/{memory_id}/contents/{content_id}", summary="Replace a content (admin)")
+@router.put("/{memory_id}/contents/{content_id}", summary="Replace a content (admin)", openapi_extra=body(ContentBody))
 async def update_content(
     memory_id: str, content_id: str, request: Request, caller: Caller = Depends(admin)
 ) -> Response:
@@ -219,11 +228,17 @@ async def _search(request: Request, caller: Caller, memory_id: str, contents: bo
     return json_response([h.content_dict() if contents else h.chunk_dict() for h in hits])
 
 
-@router.post("/{memory_id}/embeddings-search-chunks", summary="Search chunks by similarity")
+@router.post(
+    "/{memory_id}/embeddings-search-chunks", summary="Search chunks by similarity", openapi_extra=body(SearchBody)
+)
 async def search_chunks(memory_id: str, request: Request, caller: Caller = Depends(user)) -> Response:
     return await _search(request, caller, memory_id, contents=False)
 
 
-@router.post("/{memory_id}/embeddings-search-contents", summary="Search contents by their best chunk")
+@router.post(
+    "/{memory_id}/embeddings-search-contents",
+    summary="Search contents by their best chunk",
+    openapi_extra=body(SearchBody),
+)
 async def search_contents(memory_id: str, request: Request, caller: Caller = Depends(user)) -> Response:
     return await _search(request, caller, memory_id, contents=True)

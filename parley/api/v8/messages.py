@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from parley import conversations as store
 from parley.api.common import core, json_body, json_response, validate
+from parley.api.docs import body
 from parley.api.openai_schemas import Message as ChatMessage
 from parley.api.openai_schemas import NamedToolChoice, Tool
 from parley.api.sse import DONE_LINE, PING_LINE, event, sse_response
@@ -80,7 +81,9 @@ def _reply_body(row: Message) -> dict[str, Any]:
     return body
 
 
-@router.post("/messages", summary="Send a message and get the reply (streamed by default)")
+@router.post(
+    "/messages", summary="Send a message and get the reply (streamed by default)", openapi_extra=body(SendMessage)
+)
 async def send_message(conversation_id: str, request: Request, caller: Caller = Depends(user)) -> Response:
     raw = await json_body(request)
     req = validate(SendMessage, raw)
