@@ -23,43 +23,25 @@ COMPLETION = orjson.dumps(
         "usage": {"prompt_tokens": 9, "completion_tokens": 7, "total_tokens": 16},
     }
 )
+
+
+def _event(delta: dict | None, finish: str | None = None, usage: dict | None = None) -> bytes:
+    chunk = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "bench",
+        "choices": [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    if usage:
+        chunk["usage"] = usage
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
 CHUNKS = [
-    b"data: "
-    + orjson.dumps(
-        {
-            "id": "chatcmpl-bench",
-            "object": "chat.completion.chunk",
-            "created": 1,
-            "model": "bench",
-            "choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}],
-        }
-    )
-    + b"\n\n"
-    for i in range(8)
-] + [
-    b"data: "
-    + orjson.dumps(
-        {
-            "id": "chatcmpl-bench",
-            "object": "chat.completion.chunk",
-            "created": 1,
-            "model": "bench",
-            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-        }
-    )
-    + b"\n\n",
-    b"data: "
-    + orjson.dumps(
-        {
-            "id": "chatcmpl-bench",
-            "object": "chat.completion.chunk",
-            "created": 1,
-            "model": "bench",
-            "choices": [],
-            "usage": {"prompt_tokens": 9, "completion_tokens": 8, "total_tokens": 17},
-        }
-    )
-    + b"\n\n",
+    *(_event({"content": f"w{i} "}) for i in range(8)),
+    _event({}, "stop"),
+    _event(None, usage={"prompt_tokens": 9, "completion_tokens": 8, "total_tokens": 17}),
     b"data: [DONE]\n\n",
 ]
 

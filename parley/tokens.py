@@ -47,11 +47,12 @@ def count(text: str) -> int:
     return len(encoding().encode(text, disallowed_special=())) if text else 0
 
 
-def _content_text(content: Any) -> str:
+def content_text(content: Any, sep: str = "") -> str:
+    """The text of an OpenAI message content: a string, or the text parts of a part list."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        return sep.join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
     return ""
 
 
@@ -59,7 +60,7 @@ def count_messages(messages: list[dict[str, Any]]) -> int:
     """Prompt tokens as OpenAI's cookbook counts them: 3 per message, 3 to prime the reply."""
     total = 3
     for m in messages:
-        total += 3 + count(_content_text(m.get("content")))
+        total += 3 + count(content_text(m.get("content")))
         for call in m.get("tool_calls") or ():
             fn = call.get("function") or {}
             total += count(fn.get("name", "")) + count(fn.get("arguments", ""))

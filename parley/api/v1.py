@@ -21,6 +21,7 @@ from parley.auth.headers import gateway_key
 from parley.chat.completions import ChatStream, complete, open_stream
 from parley.chat.relay import PING
 from parley.errors import BadRequest, ModelNotFound, ParleyError
+from parley.providers.routing import model_card
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible gateway"])
 
@@ -55,14 +56,10 @@ async def _sse(stream: ChatStream, include_usage: bool) -> AsyncIterator[bytes]:
         yield event(openai_body(exc))
 
 
-def _model_card(name: str, owner: str) -> dict[str, Any]:
-    return {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": owner}
-
-
 def _cards(request: Request) -> list[dict[str, Any]]:
     c = core(request)
-    cards = [_model_card(r.public_name, r.owned_by) for r in c.router.routes.values()]
-    cards.append(_model_card(c.router.embedding_names()[0], "parley"))
+    cards = [model_card(r.public_name, r.owned_by) for r in c.router.routes.values()]
+    cards.append(model_card(c.router.embedding_names()[0], "parley"))
     return cards
 
 

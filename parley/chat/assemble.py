@@ -18,7 +18,6 @@ class MessageBuilder:
         self._reasoning: list[str] = []
         self._calls: dict[int, dict[str, Any]] = {}
         self.finish_reason: str | None = None
-        self.saw_content = False
 
     def add(self, chunk: dict[str, Any]) -> dict[str, Any] | None:
         """Feed one chunk; return its choice-0 delta (or None)."""
@@ -28,7 +27,6 @@ class MessageBuilder:
             delta = choice.get("delta") or {}
             if text := delta.get("content"):
                 self._content.append(text)
-                self.saw_content = True
             if thought := delta.get("reasoning_content") or delta.get("reasoning"):
                 self._reasoning.append(thought)
             for part in delta.get("tool_calls") or ():

@@ -82,9 +82,6 @@ class ChatStream:
             self.builder.add(chunk)
             yield chunk
 
-    async def aclose(self) -> None:
-        await self._chunks.aclose()  # type: ignore[attr-defined]
-
     @property
     def message(self) -> dict[str, Any]:
         return self.builder.message()

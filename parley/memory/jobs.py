@@ -203,7 +203,8 @@ class EmbeddingWorker:
             for cid, version, status, active in rows
             if version == newest.get(cid) and (status != "completed" or active)
         }
-        ready = [cid for cid in newest if cid not in blocked and any(r[0] == cid for r in rows)]
+        with_chunks = {r[0] for r in rows}
+        ready = [cid for cid in newest if cid in with_chunks and cid not in blocked]
         if not ready:
             return
         # One transaction: the new chunk sets answer from now on, the old ones are gone.

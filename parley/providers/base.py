@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from parley.errors import BadRequest
@@ -21,7 +21,6 @@ Body = dict[str, Any]
 class Embeddings:
     vectors: list[list[float]]
     prompt_tokens: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Provider(ABC):

@@ -26,12 +26,8 @@ NOTICE = (
 )
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
+def _text(message: dict[str, Any]) -> str:
+    return tokens.content_text(message.get("content"), " ")
 
 
 def _pick_tool(body: Body) -> dict[str, Any] | None:
@@ -69,12 +65,12 @@ def reply_for(body: Body) -> tuple[str, list[dict[str, Any]] | None]:
             {
                 "id": call_id,
                 "type": "function",
-                "function": {"name": fn["name"], "arguments": _tool_arguments(tool, _text(last.get("content")))},
+                "function": {"name": fn["name"], "arguments": _tool_arguments(tool, _text(last))},
             }
         ]
     if last.get("role") == "tool":
-        return f"The tool returned: {_text(last.get('content'))}\n\n{NOTICE}", None
-    said = _text(last.get("content")).strip()
+        return f"The tool returned: {_text(last)}\n\n{NOTICE}", None
+    said = _text(last).strip()
     echo = f'You said: "{said}"\n\n' if said else ""
     return echo + NOTICE, None
 

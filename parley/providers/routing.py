@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from parley.config import LOCAL_EMBEDDING_MODEL, ModelConfig, Settings, Timeouts
 from parley.errors import ModelNotFound
@@ -10,6 +11,11 @@ from parley.providers.base import Embeddings, Provider
 from parley.providers.builtin import BuiltinProvider
 from parley.providers.local_embeddings import LocalEmbedder
 from parley.providers.openai import OpenAIProvider
+
+
+def model_card(name: str, owner: str) -> dict[str, Any]:
+    """A model as OpenAI's models list shows it."""
+    return {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": owner}
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from parley.chat.relay import PING
 from parley.errors import BadRequest, NotFound, ParleyError
 from parley.memory import retrieval
 from parley.storage.models import Conversation, Message
+from parley.tokens import content_text
 
 router = APIRouter(prefix="/chat/conversations/{conversation_id}", tags=["v8 messages"])
 
@@ -108,7 +109,7 @@ async def send_message(conversation_id: str, request: Request, caller: Caller = 
                 store.to_openai(m) for m in await store.history(db, conversation.id, settings["history_messages_count"])
             ]
             incoming = [
-                Message(role="tool", content=_text(m.get("content")), tool_call_id=m["tool_call_id"])
+                Message(role="tool", content=content_text(m.get("content")), tool_call_id=m["tool_call_id"])
                 for m in extra
                 if m["role"] == "tool"
             ]
@@ -176,12 +177,6 @@ async def _reply_without_model(
         yield DONE_LINE
 
     return sse_response(body())
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return content or ""
 
 
 async def _store_reply(c: Any, conversation: Conversation, row: Message) -> None:
@@ -270,7 +265,9 @@ async def generate_title(conversation_id: str, request: Request, caller: Caller 
             "temperature": 0.3,
         },
     )
-    title = _text((result["choices"][0].get("message") or {}).get("content")).strip().strip("\"'“”「」《》").strip()
+    title = (
+        content_text((result["choices"][0].get("message") or {}).get("content")).strip().strip("\"'“”「」《》").strip()
+    )
     title = title.splitlines()[0][:200] if title else "New conversation"
     async with c.sessions() as db:
         row = await store.owned(db, caller.app_id, caller.user_id, conversation_id)
