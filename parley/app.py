@@ -5,17 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from parley import __version__
+from parley import __version__, logs
 from parley.api import docs, errors, integration, v1, v8
 from parley.api.limits import BodyLimit
+from parley.api.request_id import RequestId
 from parley.auth.keys import KeyVerifier
 from parley.auth.sealed import server_key
 from parley.config import Settings, load_settings
+from parley.core import Core
 from parley.extract import sandbox as extract_sandbox
 from parley.integrations import TokenVerifier
 from parley.memory.jobs import EmbeddingWorker
@@ -25,23 +25,9 @@ from parley.storage import db
 from parley.storage.models import GatewayKey, ProjectKey
 
 
-@dataclass
-class Core:
-    """Everything a request handler may need, built once at start."""
-
-    settings: Settings
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    router: Router
-    gateway_keys: KeyVerifier
-    project_keys: KeyVerifier
-    tokens: TokenVerifier
-    searcher: Searcher
-    embedder: EmbeddingWorker
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
+    logs.stamp_request_ids()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -98,4 +84,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         uploads=settings.max_upload_bytes,
         upload_paths=("/v8/files/",),
     )
+    app.add_middleware(RequestId)  # outermost: every response carries x-request-id
     return app

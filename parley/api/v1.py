@@ -1,78 +1,70 @@
-"""/v1: the OpenAI-compatible gateway (seed 002)."""
+"""/v1: the OpenAI-compatible gateway (docs/protocol.md)."""
 
 from __future__ import annotations
 
 import base64
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from parley import tokens
-from parley.api.common import core, json_body, json_response, validate
+from parley.api.common import json_body, json_response, request_id, validate
 from parley.api.docs import body
-from parley.api.errors import openai_body
+from parley.api.openai_encoder import OpenAIEncoder
 from parley.api.openai_schemas import ChatRequest, EmbeddingRequest
-from parley.api.sse import DONE_LINE, PING_LINE, event, sse_response
 from parley.auth.headers import gateway_key
-from parley.chat.completions import ChatStream, complete, open_stream
-from parley.chat.relay import PING
-from parley.errors import BadRequest, ModelNotFound, ParleyError
+from parley.caller import Caller
+from parley.chat.turn import TurnRequest, run
+from parley.core import Core, CoreDep
+from parley.errors import BadRequest, ModelNotFound
 from parley.providers.routing import model_card
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible gateway"])
 
 
-async def _authenticate(request: Request) -> None:
-    await core(request).gateway_keys.verify(gateway_key(request.headers))
+async def gateway_caller(request: Request, core: CoreDep) -> Caller:
+    """Authenticate a gateway key (Bearer, ``x-api-key`` or ``x-goog-api-key``) into a caller."""
+    identity = await core.gateway_keys.verify(gateway_key(request.headers))
+    return Caller("gateway", request_id(request), "openai", key_id=identity.id)
+
+
+GatewayCaller = Annotated[Caller, Depends(gateway_caller)]
+
+_NOT_PARAMS = ("model", "messages", "stream", "stream_options")
 
 
 @router.post("/chat/completions", summary="Create a chat completion (OpenAI's schema)", openapi_extra=body(ChatRequest))
-async def chat_completions(request: Request) -> Response:
-    await _authenticate(request)
-    body = await json_body(request)
-    req = validate(ChatRequest, body)
-    c = core(request)
-    route = c.router.chat(req.model)
-    if not req.stream:
-        return json_response(await complete(route, body))
+async def chat_completions(request: Request, core: CoreDep, caller: GatewayCaller) -> Response:
+    raw = await json_body(request)
+    req = validate(ChatRequest, raw)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
-    stream = await open_stream(route, body, c.settings.sse_ping_interval)
-    return sse_response(_sse(stream, include_usage))
+    turn = TurnRequest(
+        caller=caller,
+        model=req.model,
+        messages=raw["messages"],  # as sent: fields Parley does not know pass through
+        params={k: v for k, v in raw.items() if k not in _NOT_PARAMS},
+        stream=bool(req.stream),
+    )
+    return await run(core, turn, OpenAIEncoder(include_usage))
 
 
-async def _sse(stream: ChatStream, include_usage: bool) -> AsyncIterator[bytes]:
-    try:
-        async for item in stream:
-            yield PING_LINE if item is PING else event(item)
-        if include_usage:
-            yield event(stream.usage_chunk())
-        yield DONE_LINE
-    except ParleyError as exc:
-        # Headers are gone already: the error travels as an SSE event, then the stream ends.
-        yield event(openai_body(exc))
-
-
-def _cards(request: Request) -> list[dict[str, Any]]:
-    c = core(request)
+def _cards(c: Core) -> list[dict[str, Any]]:
     cards = [model_card(r.public_name, r.owned_by) for r in c.router.routes.values()]
     cards.append(model_card(c.router.embedding_names()[0], "parley"))
     return cards
 
 
 @router.get("/models", summary="List the models this gateway routes")
-async def list_models(request: Request) -> Response:
-    await _authenticate(request)
-    return json_response({"object": "list", "data": _cards(request)})
+async def list_models(core: CoreDep, caller: GatewayCaller) -> Response:
+    return json_response({"object": "list", "data": _cards(core)})
 
 
 @router.get("/models/{model:path}", summary="Describe one model")
-async def get_model(model: str, request: Request) -> Response:
-    await _authenticate(request)
-    for card in _cards(request):
+async def get_model(model: str, core: CoreDep, caller: GatewayCaller) -> Response:
+    for card in _cards(core):
         if card["id"] == model:
             return json_response(card)
     raise ModelNotFound(f"The model `{model}` does not exist or you do not have access to it.", param="model")
@@ -89,14 +81,13 @@ def _texts(raw: Any) -> list[str]:
 
 
 @router.post("/embeddings", summary="Create embeddings", openapi_extra=body(EmbeddingRequest))
-async def embeddings(request: Request) -> Response:
-    await _authenticate(request)
+async def embeddings(request: Request, core: CoreDep, caller: GatewayCaller) -> Response:
     req = validate(EmbeddingRequest, await json_body(request))
     texts = _texts(req.input)
     if not texts or any(not t for t in texts):
         raise BadRequest("'input' must be a non-empty string or a list of non-empty strings.", param="input")
     started = time.perf_counter()
-    result = await core(request).router.embed(req.model, texts)
+    result = await core.router.embed(req.model, texts)
     data = []
     for i, vec in enumerate(result.vectors):
         if req.dimensions and req.dimensions < len(vec):

@@ -48,11 +48,27 @@ async def complete(route: Route, body: Body) -> Body:
     return result
 
 
+async def canned_chunks(text: str) -> AsyncIterator[Body]:
+    """A reply no model wrote (an unmatch message) as the chunks a model would stream."""
+    base = {"id": new_completion_id(), "object": "chat.completion.chunk", "created": int(time.time())}
+    for delta, finish in (({"role": "assistant", "content": text}, None), ({}, "stop")):
+        yield {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+    yield {**base, "choices": [], "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}
+
+
 class ChatStream:
     """Iterate for chunks (and ``PING`` during silences); afterwards read ``usage`` and ``message``."""
 
-    def __init__(self, route: Route, body: Body, chunks: AsyncIterator[Body], ping_interval: float | None) -> None:
+    def __init__(
+        self,
+        route: Route,
+        body: Body,
+        chunks: AsyncIterator[Body],
+        ping_interval: float | None,
+        label: str | None = None,
+    ) -> None:
         self.route = route
+        self.label = label or route.public_name  # the model name the client sees
         self.body = body
         self.builder = MessageBuilder()
         self.id = new_completion_id()
@@ -76,7 +92,7 @@ class ChatStream:
             if not chunk.get("choices"):
                 continue  # a usage-only chunk: the dialect sends its own at the end
             chunk["id"] = self.id
-            chunk["model"] = self.route.public_name
+            chunk["model"] = self.label
             chunk.setdefault("object", "chat.completion.chunk")
             chunk.setdefault("created", self.created)
             self.builder.add(chunk)
@@ -92,20 +108,11 @@ class ChatStream:
             return self._upstream_usage
         return local_usage(self.body.get("messages") or [], self.message)
 
-    def usage_chunk(self) -> Body:
-        """OpenAI's final chunk for ``stream_options.include_usage``: no choices, just usage."""
-        return {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.route.public_name,
-            "choices": [],
-            "usage": self.usage,
-        }
 
-
-async def open_stream(route: Route, body: Body, ping_interval: float | None = None) -> ChatStream:
+async def open_stream(
+    route: Route, body: Body, ping_interval: float | None = None, label: str | None = None
+) -> ChatStream:
     """Start a stream; an upstream that refuses raises here, before the client sees a byte."""
     upstream_body = {**body, "model": route.upstream_model, "stream": True}
     chunks = await route.provider.stream(upstream_body)
-    return ChatStream(route, body, chunks, ping_interval)
+    return ChatStream(route, body, chunks, ping_interval, label)

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from parley import conversations as store
 from parley.api.common import core, json_body, json_response, validate
 from parley.api.docs import body
-from parley.api.v8.auth import Caller, user
+from parley.api.v8.auth import V8Caller, user
 from parley.storage.models import Conversation, now
 
 router = APIRouter(prefix="/chat/conversations", tags=["v8 conversations"])
@@ -19,14 +19,14 @@ def _check_model(request: Request, settings: dict) -> None:
 
 
 @router.get("", summary="The caller's conversations, newest first")
-async def list_conversations(request: Request, caller: Caller = Depends(user)) -> Response:
+async def list_conversations(request: Request, caller: V8Caller = Depends(user)) -> Response:
     async with core(request).sessions() as db:
         rows = await store.list_for(db, caller.app_id, caller.user_id)
     return json_response([store.as_dict(r) for r in rows])
 
 
 @router.post("", summary="Create a conversation (every field optional)", openapi_extra=body(store.ConversationCreate))
-async def create_conversation(request: Request, caller: Caller = Depends(user)) -> Response:
+async def create_conversation(request: Request, caller: V8Caller = Depends(user)) -> Response:
     raw = await request.body()
     req = validate(store.ConversationCreate, await json_body(request) if raw.strip() else {})
     c = core(request)
@@ -48,7 +48,7 @@ async def create_conversation(request: Request, caller: Caller = Depends(user)) 
 
 
 @router.get("/{conversation_id}", summary="One conversation")
-async def get_conversation(conversation_id: str, request: Request, caller: Caller = Depends(user)) -> Response:
+async def get_conversation(conversation_id: str, request: Request, caller: V8Caller = Depends(user)) -> Response:
     async with core(request).sessions() as db:
         row = await store.owned(db, caller.app_id, caller.user_id, conversation_id)
     return json_response(store.as_dict(row))
@@ -59,7 +59,7 @@ async def get_conversation(conversation_id: str, request: Request, caller: Calle
     summary="Update title, custom data, settings or reference settings",
     openapi_extra=body(store.ConversationCreate),
 )
-async def update_conversation(conversation_id: str, request: Request, caller: Caller = Depends(user)) -> Response:
+async def update_conversation(conversation_id: str, request: Request, caller: V8Caller = Depends(user)) -> Response:
     req = validate(store.ConversationCreate, await json_body(request))
     async with core(request).sessions() as db:
         row = await store.owned(db, caller.app_id, caller.user_id, conversation_id)
@@ -79,7 +79,7 @@ async def update_conversation(conversation_id: str, request: Request, caller: Ca
 
 
 @router.delete("/{conversation_id}", summary="Delete a conversation (soft)")
-async def delete_conversation(conversation_id: str, request: Request, caller: Caller = Depends(user)) -> Response:
+async def delete_conversation(conversation_id: str, request: Request, caller: V8Caller = Depends(user)) -> Response:
     async with core(request).sessions() as db:
         row = await store.owned(db, caller.app_id, caller.user_id, conversation_id)
         row.status = "deleted"

@@ -13,7 +13,7 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from parley.api.common import json_response
-from parley.api.v8.auth import Caller, user
+from parley.api.v8.auth import V8Caller, user
 from parley.errors import BadRequest, ParleyError
 from parley.extract import ExtractionError, UnsupportedType
 from parley.extract.registry import EXTRACTORS, extension
@@ -30,7 +30,7 @@ def _spill(source: BinaryIO, fd: int) -> int:
 
 
 @router.post("/extract", summary="Extract the text of an uploaded file (multipart field `file`)")
-async def extract(request: Request, caller: Caller = Depends(user)) -> Response:
+async def extract(request: Request, caller: V8Caller = Depends(user)) -> Response:
     # The body streams to a temporary file as it arrives (python-multipart spools past 1 MiB);
     # BodyLimit stops it with 413 past max_upload_bytes.
     async with request.form(max_files=1, max_fields=20) as form:
