@@ -177,12 +177,19 @@ class EmbeddingWorker:
                         update(table).where(mine).values({**released, "embedding_error": error, **values}),
                         {"chunk_id": chunk.id},
                     )
+            if error is None:
+                # Swapped in the same transaction, so no reader sees chunks "completed" but not
+                # yet searchable; checked again after the commit in case another worker was
+                # finishing the same content's other chunks at the same time.
+                await self._swap_ready(db, {c.content_id for c in group})
             await db.commit()
             if error is None:
                 await self._swap_ready(db, {c.content_id for c in group})
+                await db.commit()
 
     async def _swap_ready(self, db: AsyncSession, content_ids: set[str]) -> None:
-        """Make each content's newest chunk set searchable once all of it is embedded."""
+        """Make each content's newest chunk set searchable once all of it is embedded (the
+        caller commits)."""
         contents = (
             await db.execute(
                 select(MemoryContent.id, MemoryContent.version, MemoryContent.memory_id).where(
@@ -219,4 +226,3 @@ class EmbeddingWorker:
             )
         for memory_id in {m for cid, _, m in contents if cid in ready}:
             await bump(db, memory_id)
-        await db.commit()
