@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from parley import __version__, logs
-from parley.api import docs, errors, integration, v1, v8
+from parley.api import anthropic, docs, errors, gemini, integration, v1, v8
 from parley.api.limits import BodyLimit
 from parley.api.request_id import RequestId
 from parley.auth.keys import KeyVerifier
@@ -71,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     docs.install(app)
     app.include_router(v1.router)
+    app.include_router(anthropic.router)
+    app.include_router(gemini.router)
     app.include_router(integration.router)
     app.include_router(v8.router)
 

@@ -67,3 +67,10 @@ def count_messages(messages: list[dict[str, Any]]) -> int:
         if m.get("name"):
             total += 1
     return total
+
+
+def json_text(value: Any) -> str:
+    """A JSON value as compact text, for counting the tokens a tool definition costs."""
+    import orjson
+
+    return orjson.dumps(value).decode()

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from parley.api.jsonresp import json_response
+from parley.dialects import anthropic, gemini
 from parley.errors import ParleyError, Unauthorized, from_validation
 
 log = logging.getLogger("parley.errors")
@@ -29,7 +30,14 @@ def v8_body(exc: ParleyError) -> dict[str, Any]:
 
 
 def body_for(path: str, exc: ParleyError) -> dict[str, Any]:
-    return v8_body(exc) if path.startswith("/v8") else openai_body(exc)
+    """Each dialect's error body, by where the request went."""
+    if path.startswith("/v8"):
+        return v8_body(exc)
+    if path.startswith("/v1/messages"):
+        return anthropic.error_body(exc)
+    if path.startswith("/v1beta/") or (path.startswith("/v1/models/") and ":" in path.rsplit("/", 1)[-1]):
+        return gemini.error_body(exc)
+    return openai_body(exc)
 
 
 def install(app: FastAPI) -> None:

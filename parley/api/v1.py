@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from parley import tokens
-from parley.api.common import json_body, json_response, request_id, validate
+from parley.api.common import json_body, json_response, validate
 from parley.api.docs import body
+from parley.api.gateway_auth import OpenAICaller
 from parley.api.openai_encoder import OpenAIEncoder
 from parley.api.openai_schemas import ChatRequest, EmbeddingRequest
-from parley.auth.headers import gateway_key
-from parley.caller import Caller
 from parley.chat.turn import TurnRequest, run
 from parley.core import Core, CoreDep
 from parley.errors import BadRequest, ModelNotFound
@@ -25,13 +24,7 @@ from parley.providers.routing import model_card
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible gateway"])
 
 
-async def gateway_caller(request: Request, core: CoreDep) -> Caller:
-    """Authenticate a gateway key (Bearer, ``x-api-key`` or ``x-goog-api-key``) into a caller."""
-    identity = await core.gateway_keys.verify(gateway_key(request.headers))
-    return Caller("gateway", request_id(request), "openai", key_id=identity.id)
-
-
-GatewayCaller = Annotated[Caller, Depends(gateway_caller)]
+GatewayCaller = OpenAICaller
 
 _NOT_PARAMS = ("model", "messages", "stream", "stream_options")
 

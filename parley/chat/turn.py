@@ -204,7 +204,7 @@ async def _events(
             yield line
         async for item in chat:
             if item is PING:
-                yield PING_LINE
+                yield getattr(encoder, "ping", PING_LINE)
             elif (encoded := encoder.chunk(item, chat.builder)) is not None:
                 yield encoded
         reply = _reply_from_stream(chat, label, refs)
