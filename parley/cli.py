@@ -370,25 +370,23 @@ def memories_create(
     config: str | None = ConfigOpt,
 ) -> None:
     """Create a memory for an integration."""
-    from parley.memory.store import memory_dict
+    from parley.memory.store import create_memory, memory_dict
     from parley.storage.models import Memory
 
     settings = _settings(config)
-    model = embedding_model or settings.default_embedding_model
 
     async def work(s: AsyncSession) -> Memory:
-        await integrations.get(s, app_id)
-        row = Memory(
-            integration_id=app_id,
-            name=name,
+        integration = await integrations.get(s, app_id)
+        return await create_memory(
+            s,
+            app_id,
+            name,
+            embedding_model=embedding_model or integration.default_embedding_model or settings.default_embedding_model,
+            available_models=settings.embedding_model_names(),
             description=description,
-            embedding_model=model,
             max_tokens_per_chunk=max_tokens_per_chunk,
             overlap_tokens=overlap_tokens,
         )
-        s.add(row)
-        await s.commit()
-        return row
 
     row = run_db(config, work)
     emit(memory_dict(row), as_json, f"{row.id}\t{row.name}")

@@ -107,6 +107,10 @@ class Settings(BaseModel):
     def timeouts_for(self, provider: ProviderConfig) -> Timeouts:
         return provider.timeouts or self.timeouts
 
+    def embedding_model_names(self) -> list[str]:
+        """Every embedding model a memory may use: the packaged one, then the configured ones."""
+        return [LOCAL_EMBEDDING_MODEL] + [m.name for m in self.models if m.kind == "embedding"]
+
 
 def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
     for part in path[:-1]:

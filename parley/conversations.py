@@ -3,7 +3,7 @@ history, and a conversation as the chat turn's transcript."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
@@ -81,6 +81,65 @@ def merged_references(current: dict[str, Any] | None, patch: dict[str, Any] | No
         return ReferenceSettings.model_validate({"memories": memories, **extra}).model_dump()
     except ValidationError as exc:
         raise from_validation(list(exc.errors()), ("reference_settings",)) from None
+
+
+ModelCheck = Callable[[str | None], object]  # raises for a model the server does not route
+
+
+async def create(
+    db: AsyncSession,
+    integration_id: str,
+    user_id: str,
+    req: ConversationCreate,
+    default_model: str | None,
+    check_model: ModelCheck,
+) -> Conversation:
+    settings = merged_settings(None, req.settings)
+    settings["model"] = settings["model"] or default_model
+    check_model(settings["model"])  # an unknown model is refused when set, not when used
+    row = Conversation(
+        integration_id=integration_id,
+        external_user_id=user_id,
+        title=req.title,
+        settings=settings,
+        reference_settings=merged_references(None, req.reference_settings),
+        custom_data=req.custom_data,
+    )
+    db.add(row)
+    await db.commit()
+    return row
+
+
+async def update(
+    db: AsyncSession,
+    integration_id: str,
+    user_id: str,
+    conversation_id: str,
+    req: ConversationCreate,
+    check_model: ModelCheck,
+) -> Conversation:
+    """Apply the fields the request set; settings and reference settings merge over the old."""
+    row = await owned(db, integration_id, user_id, conversation_id)
+    fields = req.model_fields_set
+    if "title" in fields:
+        row.title = req.title
+    if "custom_data" in fields:
+        row.custom_data = req.custom_data
+    if req.settings is not None:
+        row.settings = merged_settings(row.settings, req.settings)
+        check_model(row.settings["model"])
+    if req.reference_settings is not None:
+        row.reference_settings = merged_references(row.reference_settings, req.reference_settings)
+    row.updated_at = now()
+    await db.commit()
+    return row
+
+
+async def soft_delete(db: AsyncSession, integration_id: str, user_id: str, conversation_id: str) -> None:
+    row = await owned(db, integration_id, user_id, conversation_id)
+    row.status = "deleted"
+    row.deleted_at = now()
+    await db.commit()
 
 
 def as_dict(c: Conversation) -> dict[str, Any]:

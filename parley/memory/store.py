@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley.errors import NotFound
+from parley.errors import BadRequest, NotFound
 from parley.memory import chunking
 from parley.memory.filters import content_conditions
 from parley.storage.models import Memory, MemoryChunk, MemoryContent, iso, now
@@ -175,3 +175,46 @@ async def chunks_of(db: AsyncSession, content: MemoryContent) -> list[MemoryChun
         .order_by(MemoryChunk.chunk_index)
     )
     return list(rows.all())
+
+
+async def create_memory(
+    db: AsyncSession,
+    integration_id: str,
+    name: str,
+    *,
+    embedding_model: str,
+    available_models: list[str],
+    description: str | None = None,
+    max_tokens_per_chunk: int = 1024,
+    overlap_tokens: int = 0,
+) -> Memory:
+    """A new memory, checked the same way whoever creates it (the API or the CLI)."""
+    if embedding_model not in available_models:
+        raise BadRequest(
+            f"Unknown embedding_model {embedding_model!r}. Available: {', '.join(available_models)}",
+            param="embedding_model",
+        )
+    if overlap_tokens >= max_tokens_per_chunk:
+        raise BadRequest("overlap_tokens must be smaller than max_tokens_per_chunk", param="overlap_tokens")
+    row = Memory(
+        integration_id=integration_id,
+        name=name,
+        description=description,
+        embedding_model=embedding_model,
+        max_tokens_per_chunk=max_tokens_per_chunk,
+        overlap_tokens=overlap_tokens,
+    )
+    db.add(row)
+    await db.commit()
+    return row
+
+
+async def update_memory(db: AsyncSession, integration_id: str, memory_id: str, fields: dict[str, Any]) -> Memory:
+    """Set ``name``, ``description`` (None clears it) or ``status``; other keys are ignored."""
+    row = await get_memory(db, integration_id, memory_id)
+    for name, value in fields.items():
+        if name in ("name", "status") and value is not None or name == "description":
+            setattr(row, name, value)
+    row.updated_at = now()
+    await db.commit()
+    return row

@@ -44,6 +44,7 @@ class Router:
         self.calibrations = {m.name: m.similarity for m in settings.models if m.similarity is not None}
         self.default_model = settings.default_model
         self.default_embedding_model = settings.default_embedding_model
+        self._embedding_names = settings.embedding_model_names()
 
     def _route(self, m: ModelConfig) -> Route:
         provider = self.providers[m.provider]
@@ -57,7 +58,7 @@ class Router:
         return route
 
     def embedding_names(self) -> list[str]:
-        return [LOCAL_EMBEDDING_MODEL] + [r.public_name for r in self.routes.values() if r.kind == "embedding"]
+        return self._embedding_names
 
     def check_embedding(self, name: str) -> str:
         if name not in self.embedding_names():

@@ -14,9 +14,8 @@ from starlette.responses import Response
 from parley.api.common import core, json_body, json_response, validate
 from parley.api.docs import body
 from parley.api.v8.auth import V8Caller, admin, user
-from parley.errors import BadRequest
 from parley.memory import store
-from parley.storage.models import Memory, now
+from parley.storage.models import Memory
 
 router = APIRouter(prefix="/memories", tags=["v8 memories"])
 Strict = ConfigDict(extra="forbid")
@@ -79,25 +78,19 @@ async def list_memories(request: Request, caller: V8Caller = Depends(user)) -> R
 async def create_memory(request: Request, caller: V8Caller = Depends(admin)) -> Response:
     req = validate(MemoryCreate, await json_body(request))
     c = core(request)
-    model = req.embedding_model or caller.integration.default_embedding_model or c.router.default_embedding_model
-    if model not in c.router.embedding_names():
-        raise BadRequest(
-            f"Unknown embedding_model {model!r}. Available: {', '.join(c.router.embedding_names())}",
-            param="embedding_model",
-        )
-    if req.overlap_tokens >= req.max_tokens_per_chunk:
-        raise BadRequest("overlap_tokens must be smaller than max_tokens_per_chunk", param="overlap_tokens")
-    row = Memory(
-        integration_id=caller.app_id,
-        name=req.name,
-        description=req.description,
-        embedding_model=model,
-        max_tokens_per_chunk=req.max_tokens_per_chunk,
-        overlap_tokens=req.overlap_tokens,
-    )
     async with c.sessions() as db:
-        db.add(row)
-        await db.commit()
+        row = await store.create_memory(
+            db,
+            caller.app_id,
+            req.name,
+            embedding_model=req.embedding_model
+            or caller.integration.default_embedding_model
+            or c.router.default_embedding_model,
+            available_models=c.router.embedding_names(),
+            description=req.description,
+            max_tokens_per_chunk=req.max_tokens_per_chunk,
+            overlap_tokens=req.overlap_tokens,
+        )
     return json_response(store.memory_dict(row))
 
 
@@ -111,13 +104,9 @@ async def get_memory(memory_id: str, request: Request, caller: V8Caller = Depend
 )
 async def update_memory(memory_id: str, request: Request, caller: V8Caller = Depends(admin)) -> Response:
     req = validate(MemoryUpdate, await json_body(request))
+    fields = {name: getattr(req, name) for name in req.model_fields_set}
     async with core(request).sessions() as db:
-        row = await store.get_memory(db, caller.app_id, memory_id)
-        for name in req.model_fields_set:
-            if getattr(req, name) is not None or name == "description":
-                setattr(row, name, getattr(req, name))
-        row.updated_at = now()
-        await db.commit()
+        row = await store.update_memory(db, caller.app_id, memory_id, fields)
     return json_response(store.memory_dict(row))
 
 
