@@ -344,7 +344,7 @@ class StreamEncoder:
         return message_body(reply, self.message_id)
 
     def opening(self, references: list[Body]) -> list[bytes]:
-        start = {
+        start: Body = {
             "id": self.message_id,
             "type": "message",
             "role": "assistant",
