@@ -18,7 +18,7 @@ import orjson
 from parley.config import ProviderConfig, Timeouts
 from parley.errors import ParleyError, UpstreamError, UpstreamTimeout
 from parley.providers import upstream_errors
-from parley.providers.base import Body, Embeddings, Provider
+from parley.providers.base import Body, EmbeddingInputs, Embeddings, Provider
 
 _MAX_LINE = 4 * 1024 * 1024  # an SSE line (one chunk) may be this long
 
@@ -36,6 +36,8 @@ def _error_for(provider: str, response: aiohttp.ClientResponse, text: bytes) -> 
 
 
 class OpenAIProvider(Provider):
+    takes_token_ids = True  # token-id arrays go upstream unchanged: they are ids of its own tokenizer
+
     def __init__(self, config: ProviderConfig, timeouts: Timeouts) -> None:
         self.name = config.name
         self.timeouts = timeouts
@@ -142,7 +144,7 @@ class OpenAIProvider(Provider):
             # sees the client go and stops generating.
             response.release() if finished else response.close()
 
-    async def embed(self, model: str, inputs: list[str]) -> Embeddings:
+    async def embed(self, model: str, inputs: EmbeddingInputs) -> Embeddings:
         data = await self._read_json("/embeddings", {"model": model, "input": inputs})
         try:
             rows = sorted(data["data"], key=lambda d: d.get("index", 0))
