@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from parley import __version__
-from parley.api import docs, errors, integration, v1, v8
+from parley.api import cors, docs, errors, integration, v1, v8
 from parley.api.limits import BodyLimit
 from parley.auth.keys import KeyVerifier
 from parley.auth.sealed import server_key
@@ -98,4 +98,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         uploads=settings.max_upload_bytes,
         upload_paths=("/v8/files/",),
     )
+    cors.install(app, settings.cors_origins)  # outermost: preflights and error responses get its headers too
     return app
