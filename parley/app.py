@@ -81,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Self-hosted AI chat backend: an OpenAI-compatible gateway, project sessions, "
         "v8 conversations, knowledge bases and file extraction.",
         lifespan=lifespan,
+        docs_url=None,  # served by parley.api.docs from local assets
+        redoc_url=None,  # ReDoc loads from a CDN, so it would be blank offline
     )
     errors.install(app)
     docs.install(app)
