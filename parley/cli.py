@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 import typer
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import integrations, projects
@@ -39,12 +41,33 @@ def _settings(config: str | None) -> Settings:
     return load_settings(config)
 
 
+def database_label(url: str) -> str:
+    """The database URL with its password masked, and a SQLite file's absolute path."""
+    parsed = make_url(url)
+    label = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        label += f" (file {Path(parsed.database).resolve()})"
+    return label
+
+
+def say_database(config: str | None, settings: Settings) -> None:
+    """Tell on stderr which database a command uses, so a key never lands somewhere unexpected."""
+    typer.echo(f"using database {database_label(settings.database_url)}", err=True)
+    if config is None and "PARLEY_DATABASE_URL" not in os.environ:
+        typer.echo(
+            "note: no --config FILE or PARLEY_CONFIG given, so this is the default database; "
+            "pass the server's config file to reach the server's database",
+            err=True,
+        )
+
+
 def run_db(config: str | None, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run one unit of work against the configured database (migrated first).
 
     A ParleyError (unknown id, bad value) is printed and exits with status 1.
     """
     settings = _settings(config)
+    say_database(config, settings)
 
     async def main() -> T:
         await db.migrate(settings.database_url)
@@ -74,6 +97,8 @@ def serve(
     config: str | None = ConfigOpt,
 ) -> None:
     """Start the server (migrating the database first)."""
+    import logging
+
     import uvicorn
 
     from parley.logs import setup_logging
@@ -82,6 +107,9 @@ def serve(
         os.environ["PARLEY_CONFIG"] = os.path.abspath(config)
     settings = _settings(config)
     setup_logging(settings.log_level)
+    logging.getLogger("parley").info(
+        "using database", extra={"fields": {"database": database_label(settings.database_url)}}
+    )
     asyncio.run(db.migrate(settings.database_url))
     os.environ["PARLEY_MIGRATED"] = settings.database_url
     uvicorn.run(
