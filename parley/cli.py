@@ -346,7 +346,7 @@ def integrations_rotate(
 
 @integrations_app.command("delete")
 def integrations_delete(app_id: str, config: str | None = ConfigOpt) -> None:
-    """Delete an integration with all its conversations."""
+    """Delete an integration with its conversations, memories and everything in them."""
     run_db(config, lambda s: integrations.remove(s, app_id))
     typer.echo(f"deleted {app_id}")
 
