@@ -4,6 +4,7 @@ how each dialect authenticates and the project session header."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +78,51 @@ def test_openapi_documents_the_session_header(parley, path):
     header = next(p for p in op["parameters"] if p["in"] == "header")
     assert header["name"] == "X-Session-ID" and header["required"] is False and header["description"]
     assert "X-Session-ID" in op["responses"]["200"]["headers"]
+
+
+# ---- a real browser, offline: Debian's chromium driven by playwright -----------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)")
+def test_docs_in_a_browser_render_offline_and_authorize_works(parley):
+    from playwright.sync_api import sync_playwright
+
+    outside: list[str] = []
+
+    def only_parley(route) -> None:
+        if route.request.url.startswith(parley.url + "/"):
+            route.continue_()
+        else:  # the page may reach nothing but this server
+            outside.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page()
+            page.route("**/*", only_parley)
+            page.goto(parley.url + "/docs")
+            page.wait_for_selector(".swagger-ui .info .title", timeout=60_000)
+            assert page.inner_text(".swagger-ui .info .title").startswith("Parley")
+            page.click("button.btn.authorize")
+            gateway = page.locator(".auth-container", has=page.locator("h4", has_text="gatewayKey"))
+            gateway.locator("input").fill(parley.key)
+            gateway.locator("button.authorize").click()
+            page.click(".modal-ux button.btn-done")
+            models = page.locator(".opblock-get", has=page.locator(".opblock-summary-path", has_text="/v1/models"))
+            models.first.locator(".opblock-summary").click()
+            models.first.locator("button.try-out__btn").click()
+            with page.expect_response(lambda r: r.url == parley.url + "/v1/models") as response:
+                models.first.locator("button.execute").click()
+            assert response.value.status == 200
+            assert response.value.request.headers["authorization"] == f"Bearer {parley.key}"
+            shown = models.first.locator(".live-responses-table tr.response .response-col_status").first
+            assert shown.inner_text(timeout=30_000).strip() == "200"
+        finally:
+            browser.close()
+    assert outside == []
