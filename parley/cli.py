@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import orjson
 import typer
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley import integrations, projects
 from parley.auth import keys, v8_tokens
@@ -435,6 +435,36 @@ def memories_list(
     emit(rows, as_json, "\n".join(f"{m['id']}\t{m['name']}\t{m['embedding_model']}" for m in rows) or "(none)")
 
 
+async def _embed_and_report(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, memory_id: str, keys: list[str]
+) -> None:
+    """Embed the contents' chunks here, beside any server doing the same, and report progress
+    until every one is embedded (or has failed), whoever embedded it."""
+    from parley.memory.jobs import EmbeddingWorker
+    from parley.memory.progress import Progress, embedding_progress
+    from parley.providers.routing import Router
+
+    router = Router(settings)
+    worker = EmbeddingWorker(sessions, router)
+    shown: Progress | None = None
+    try:
+        while True:
+            worked = await worker.run_once()  # 0 when others hold the chunks (or none are due)
+            async with sessions() as db:
+                now_at = await embedding_progress(db, memory_id, keys)
+            if now_at != shown:
+                failed = f", {now_at.failed} failed" if now_at.failed else ""
+                typer.echo(f"\rEmbedded {now_at.completed}/{now_at.total} chunks{failed}", nl=False)
+                shown = now_at
+            if now_at.finished:
+                break
+            if not worked:
+                await asyncio.sleep(0.2)  # someone else is embedding them, or a retry is not due yet
+    finally:
+        typer.echo("")
+        await router.aclose()
+
+
 @memories_app.command("ingest")
 def memories_ingest(
     memory_id: str,
@@ -446,8 +476,6 @@ def memories_ingest(
     from collections import Counter
 
     from parley.memory.ingest import files_under, ingest_file, supported
-    from parley.memory.jobs import EmbeddingWorker
-    from parley.providers.routing import Router
     from parley.storage.models import Memory
 
     settings = _settings(config)
@@ -462,21 +490,17 @@ def memories_ingest(
         if memory is None:
             raise ParleyError(f"Memory {memory_id!r} not found")
         outcomes: Counter[str] = Counter()
+        keys: list[str] = []
         with typer.progressbar(files, label="Reading", show_pos=True) as bar:
             for path in bar:
                 outcome = await ingest_file(s, memory, path)
                 outcomes[outcome.split(":")[0]] += 1
                 if outcome.startswith("failed"):
                     typer.echo(f"\n{path}: {outcome}", err=True)
-        if embed:
-            router = Router(settings)
-            worker = EmbeddingWorker(db.sessionmaker(s.bind), router)  # type: ignore[arg-type]
-            done = 0
-            while n := await worker.run_once():
-                done += n
-                typer.echo(f"\rEmbedded {done} chunks", nl=False)
-            typer.echo("")
-            await router.aclose()
+                elif outcome != "empty":
+                    keys.append(str(path))  # contents are keyed by their file's absolute path
+        if embed and keys:
+            await _embed_and_report(db.sessionmaker(s.bind), settings, memory_id, keys)  # type: ignore[arg-type]
         return outcomes
 
     outcomes = run_db(config, work)
