@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from parley import __version__, logs
-from parley.api import anthropic, docs, errors, gemini, integration, v1, v8
+from parley.api import anthropic, cors, docs, errors, gemini, integration, v1, v8
 from parley.api.limits import BodyLimit
 from parley.api.request_id import RequestId
 from parley.auth.keys import KeyVerifier
@@ -67,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Self-hosted AI chat backend: an OpenAI-compatible gateway, project sessions, "
         "v8 conversations, knowledge bases and file extraction.",
         lifespan=lifespan,
+        docs_url=None,  # served by parley.api.docs from local assets
+        redoc_url=None,  # ReDoc loads from a CDN, so it would be blank offline
     )
     errors.install(app)
     docs.install(app)
@@ -86,5 +88,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         uploads=settings.max_upload_bytes,
         upload_paths=("/v8/files/",),
     )
+    cors.install(app, settings.cors_origins)  # preflights and error responses get its headers too
     app.add_middleware(RequestId)  # outermost: every response carries x-request-id
     return app

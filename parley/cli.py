@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley import integrations, projects
 from parley.auth import keys, v8_tokens
@@ -39,12 +41,33 @@ def _settings(config: str | None) -> Settings:
     return load_settings(config)
 
 
+def database_label(url: str) -> str:
+    """The database URL with its password masked, and a SQLite file's absolute path."""
+    parsed = make_url(url)
+    label = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        label += f" (file {Path(parsed.database).resolve()})"
+    return label
+
+
+def say_database(config: str | None, settings: Settings) -> None:
+    """Tell on stderr which database a command uses, so a key never lands somewhere unexpected."""
+    typer.echo(f"using database {database_label(settings.database_url)}", err=True)
+    if config is None and "PARLEY_DATABASE_URL" not in os.environ:
+        typer.echo(
+            "note: no --config FILE or PARLEY_CONFIG given, so this is the default database; "
+            "pass the server's config file to reach the server's database",
+            err=True,
+        )
+
+
 def run_db(config: str | None, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run one unit of work against the configured database (migrated first).
 
     A ParleyError (unknown id, bad value) is printed and exits with status 1.
     """
     settings = _settings(config)
+    say_database(config, settings)
 
     async def main() -> T:
         await db.migrate(settings.database_url)
@@ -74,6 +97,8 @@ def serve(
     config: str | None = ConfigOpt,
 ) -> None:
     """Start the server (migrating the database first)."""
+    import logging
+
     import uvicorn
 
     from parley.logs import setup_logging
@@ -82,6 +107,9 @@ def serve(
         os.environ["PARLEY_CONFIG"] = os.path.abspath(config)
     settings = _settings(config)
     setup_logging(settings.log_level)
+    logging.getLogger("parley").info(
+        "using database", extra={"fields": {"database": database_label(settings.database_url)}}
+    )
     asyncio.run(db.migrate(settings.database_url))
     os.environ["PARLEY_MIGRATED"] = settings.database_url
     uvicorn.run(
@@ -318,7 +346,7 @@ def integrations_rotate(
 
 @integrations_app.command("delete")
 def integrations_delete(app_id: str, config: str | None = ConfigOpt) -> None:
-    """Delete an integration with all its conversations."""
+    """Delete an integration with its conversations, memories and everything in them."""
     run_db(config, lambda s: integrations.remove(s, app_id))
     typer.echo(f"deleted {app_id}")
 
@@ -405,6 +433,36 @@ def memories_list(
     emit(rows, as_json, "\n".join(f"{m['id']}\t{m['name']}\t{m['embedding_model']}" for m in rows) or "(none)")
 
 
+async def _embed_and_report(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, memory_id: str, keys: list[str]
+) -> None:
+    """Embed the contents' chunks here, beside any server doing the same, and report progress
+    until every one is embedded (or has failed), whoever embedded it."""
+    from parley.memory.jobs import EmbeddingWorker
+    from parley.memory.progress import Progress, embedding_progress
+    from parley.providers.routing import Router
+
+    router = Router(settings)
+    worker = EmbeddingWorker(sessions, router)
+    shown: Progress | None = None
+    try:
+        while True:
+            worked = await worker.run_once()  # 0 when others hold the chunks (or none are due)
+            async with sessions() as db:
+                now_at = await embedding_progress(db, memory_id, keys)
+            if now_at != shown:
+                failed = f", {now_at.failed} failed" if now_at.failed else ""
+                typer.echo(f"\rEmbedded {now_at.completed}/{now_at.total} chunks{failed}", nl=False)
+                shown = now_at
+            if now_at.finished:
+                break
+            if not worked:
+                await asyncio.sleep(0.2)  # someone else is embedding them, or a retry is not due yet
+    finally:
+        typer.echo("")
+        await router.aclose()
+
+
 @memories_app.command("ingest")
 def memories_ingest(
     memory_id: str,
@@ -416,8 +474,6 @@ def memories_ingest(
     from collections import Counter
 
     from parley.memory.ingest import files_under, ingest_file, supported
-    from parley.memory.jobs import EmbeddingWorker
-    from parley.providers.routing import Router
     from parley.storage.models import Memory
 
     settings = _settings(config)
@@ -432,21 +488,17 @@ def memories_ingest(
         if memory is None:
             raise ParleyError(f"Memory {memory_id!r} not found")
         outcomes: Counter[str] = Counter()
+        keys: list[str] = []
         with typer.progressbar(files, label="Reading", show_pos=True) as bar:
             for path in bar:
                 outcome = await ingest_file(s, memory, path)
                 outcomes[outcome.split(":")[0]] += 1
                 if outcome.startswith("failed"):
                     typer.echo(f"\n{path}: {outcome}", err=True)
-        if embed:
-            router = Router(settings)
-            worker = EmbeddingWorker(db.sessionmaker(s.bind), router)  # type: ignore[arg-type]
-            done = 0
-            while n := await worker.run_once():
-                done += n
-                typer.echo(f"\rEmbedded {done} chunks", nl=False)
-            typer.echo("")
-            await router.aclose()
+                elif outcome != "empty":
+                    keys.append(str(path))  # contents are keyed by their file's absolute path
+        if embed and keys:
+            await _embed_and_report(db.sessionmaker(s.bind), settings, memory_id, keys)  # type: ignore[arg-type]
         return outcomes
 
     outcomes = run_db(config, work)

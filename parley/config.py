@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 BUILTIN_MODEL = "parley-offline"
 LOCAL_EMBEDDING_MODEL = "use-multilingual-v3"  # always served, offline, from a PyPI package
@@ -86,10 +86,18 @@ class Settings(BaseModel):
     embedding_poll: float = 1.0  # seconds between looks for queued chunks from other processes
     embedding_retry_delay: float = 2.0  # first retry after a failed batch; doubles each attempt
     auth_cache_ttl: float = 2.0  # seconds a verified key is trusted before it is looked up again
+    # Browser origins allowed to call the API (e.g. ["https://app.example.com"], or ["*"]); empty: none.
+    cors_origins: list[str] = Field(default_factory=list)
     # Encrypts the v8 integrations' signing secrets at rest. Every server sharing a database
     # needs the same key: set it (PARLEY_SECRET_KEY) or keep the generated file.
     secret_key: SecretStr | None = None
     secret_key_file: str = "data/secret.key"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins_list(cls, value: Any) -> Any:
+        # PARLEY_CORS_ORIGINS=https://a.example,https://b.example reads as one string.
+        return [o.strip() for o in value.split(",") if o.strip()] if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _check_routes(self) -> Settings:

@@ -14,7 +14,7 @@ from parley.auth import v8_tokens
 from parley.auth.cache import TTLCache
 from parley.auth.sealed import seal, unseal
 from parley.errors import NotFound
-from parley.storage.models import Conversation, Integration, Message, iso
+from parley.storage.models import Integration, iso
 
 
 def _secret() -> str:
@@ -69,9 +69,8 @@ async def rotate(db: AsyncSession, key: Fernet, app_id: str, which: str) -> dict
 
 async def remove(db: AsyncSession, app_id: str) -> None:
     await get(db, app_id)
-    conversation_ids = select(Conversation.id).where(Conversation.integration_id == app_id)
-    await db.execute(delete(Message).where(Message.conversation_id.in_(conversation_ids)))
-    await db.execute(delete(Conversation).where(Conversation.integration_id == app_id))
+    # Conversations, messages, memories, contents and chunks go with it: the database cascades
+    # (see storage/models.py).
     await db.execute(delete(Integration).where(Integration.id == app_id))
     await db.commit()
 

@@ -38,6 +38,9 @@ DOUBLE_MODELS = [
     "drop",
     "double-usage",
     "no-usage",
+    "fail-401",
+    "fail-429",
+    "fail-503",
 ]
 
 
@@ -121,6 +124,7 @@ def test_settings(database_url: str, upstream_url: str, **overrides: Any) -> Set
             {"name": "gpt-4o-mini", "provider": "up", "upstream_model": "echo"},
             *({"name": m, "provider": "up"} for m in DOUBLE_MODELS),
             {"name": "endless-short", "provider": "up-short", "upstream_model": "endless"},
+            {"name": "misnamed", "provider": "up", "upstream_model": "fail-404"},  # a wrong upstream_model
             {"name": "unreachable", "provider": "nowhere"},
             {"name": "parley-offline", "provider": "builtin"},
             {
@@ -131,6 +135,7 @@ def test_settings(database_url: str, upstream_url: str, **overrides: Any) -> Set
             },
             {"name": "slow-embed", "provider": "up", "kind": "embedding"},
             {"name": "fail-embed", "provider": "up", "kind": "embedding"},
+            {"name": "misnamed-embed", "provider": "up", "kind": "embedding", "upstream_model": "fail-404"},
         ],
         "default_model": "gpt-4o-mini",
         "sse_ping_interval": 0.25,

@@ -60,12 +60,60 @@ def _sse(obj: Any) -> bytes:
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
 
 
+def _openai_error(message: str, type_: str, code: str | None) -> bytes:
+    return orjson.dumps({"error": {"message": message, "type": type_, "param": None, "code": code}})
+
+
+# Models that fail as OpenAI's API fails, with its bodies and headers. The bodies name the
+# upstream model and account, as OpenAI's do, so tests can check Parley does not pass them on.
+FAILURES: dict[str, tuple[int, bytes, dict[str, str]]] = {
+    "fail-401": (
+        401,
+        _openai_error("Incorrect API key provided: sk-upstr***cret.", "invalid_request_error", "invalid_api_key"),
+        {},
+    ),
+    "fail-404": (
+        404,
+        _openai_error(
+            "The model `fail-404` does not exist or you do not have access to it.",
+            "invalid_request_error",
+            "model_not_found",
+        ),
+        {},
+    ),
+    "fail-429": (
+        429,
+        _openai_error(
+            "Rate limit reached for fail-429 in organization org-upstream on requests per min (RPM): "
+            "Limit 3, Used 3, Requested 1. Please try again in 20s.",
+            "requests",
+            "rate_limit_exceeded",
+        ),
+        {"retry-after": "20"},
+    ),
+    "fail-503": (
+        503,
+        _openai_error("The engine is currently overloaded, please try again later.", "server_error", None),
+        {},
+    ),
+}
+
+
+def _failure(model: str) -> Response | None:
+    if model not in FAILURES:
+        return None
+    status, body, headers = FAILURES[model]
+    return Response(body, status, headers=headers, media_type="application/json")
+
+
 def build(rec: Recorder) -> Starlette:
     async def chat(request: Request) -> Response:
         body = orjson.loads(await request.body())
         rec.requests.append(body)
         rec.headers.append(dict(request.headers))
         model = body.get("model", "")
+        if (failed := _failure(model)) is not None:
+            return failed
         if model == "fail-500":
             return Response(orjson.dumps({"error": {"message": "upstream exploded"}}), 500)
         if model == "fail-400":
@@ -80,6 +128,8 @@ def build(rec: Recorder) -> Starlette:
     async def embeddings(request: Request) -> Response:
         body = orjson.loads(await request.body())
         rec.requests.append(body)
+        if (failed := _failure(body["model"])) is not None:
+            return failed
         if body["model"] == "fail-embed":
             return Response(orjson.dumps({"error": {"message": "embedding backend down"}}), 500)
         if body["model"] == "slow-embed" and "[slow]" in str(body["input"]):

@@ -10,7 +10,6 @@ import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from parley import tokens
 from parley.api.common import json_body, json_response, validate
 from parley.api.docs import body
 from parley.api.gateway_auth import OpenAICaller
@@ -19,6 +18,7 @@ from parley.api.openai_schemas import ChatRequest, EmbeddingRequest
 from parley.chat.turn import TurnRequest, run
 from parley.core import Core, CoreDep
 from parley.errors import BadRequest, ModelNotFound
+from parley.providers.base import EmbeddingInputs
 from parley.providers.routing import model_card
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible gateway"])
@@ -63,24 +63,41 @@ async def get_model(model: str, core: CoreDep, caller: GatewayCaller) -> Respons
     raise ModelNotFound(f"The model `{model}` does not exist or you do not have access to it.", param="model")
 
 
-def _texts(raw: Any) -> list[str]:
-    if isinstance(raw, str):
+_INPUT_SHAPES = (
+    "a non-empty string, an array of non-empty strings, an array of token ids or an array of token-id arrays"
+)
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _inputs(raw: Any) -> EmbeddingInputs:
+    """OpenAI's four input shapes, as texts or token-id arrays; anything else is a 400 on ``input``.
+
+    Token ids stay ids here: the router hands them to upstreams as they are, and decodes them
+    for models that take text (never with another tokenizer than the one they came from).
+    """
+    if isinstance(raw, str) and raw:
         return [raw]
-    if raw and isinstance(raw[0], int):
-        return [tokens.encoding().decode(raw)]
-    if raw and isinstance(raw[0], list):
-        return [tokens.encoding().decode(ids) for ids in raw]
-    return list(raw)
+    if isinstance(raw, list) and raw:
+        if all(isinstance(x, str) and x for x in raw):
+            return list(raw)
+        if all(_is_id(x) for x in raw):
+            return [list(raw)]
+        if all(isinstance(x, list) and x and all(_is_id(i) for i in x) for x in raw):
+            return [list(x) for x in raw]
+    raise BadRequest(f"'input' must be {_INPUT_SHAPES}.", param="input", code="invalid_value")
 
 
 @router.post("/embeddings", summary="Create embeddings", openapi_extra=body(EmbeddingRequest))
 async def embeddings(request: Request, core: CoreDep, caller: GatewayCaller) -> Response:
-    req = validate(EmbeddingRequest, await json_body(request))
-    texts = _texts(req.input)
-    if not texts or any(not t for t in texts):
-        raise BadRequest("'input' must be a non-empty string or a list of non-empty strings.", param="input")
+    body = await json_body(request)
+    # Checked before the schema, whose union would word a mixed array as "not a valid string".
+    inputs = _inputs(body["input"]) if isinstance(body, dict) and "input" in body else []
+    req = validate(EmbeddingRequest, body)
     started = time.perf_counter()
-    result = await core.router.embed(req.model, texts)
+    result = await core.router.embed(req.model, inputs)
     data = []
     for i, vec in enumerate(result.vectors):
         if req.dimensions and req.dimensions < len(vec):

@@ -99,9 +99,7 @@ async def append(db: AsyncSession, project_id: str, session_id: str, messages: l
 
 async def remove(db: AsyncSession, project_id: str, session_id: str) -> None:
     await get(db, project_id, session_id)
-    await db.execute(
-        delete(SessionMessage).where(SessionMessage.project_id == project_id, SessionMessage.session_id == session_id)
-    )
+    # Its messages go with it: the database cascades (see storage/models.py).
     await db.execute(delete(ChatSession).where(ChatSession.project_id == project_id, ChatSession.id == session_id))
     await db.commit()
 

@@ -68,8 +68,7 @@ async def list_memories(db: AsyncSession, integration_id: str) -> list[Memory]:
 
 
 async def delete_memory(db: AsyncSession, memory: Memory) -> None:
-    await db.execute(delete(MemoryChunk).where(MemoryChunk.memory_id == memory.id))
-    await db.execute(delete(MemoryContent).where(MemoryContent.memory_id == memory.id))
+    # Contents and chunks go with it: the database cascades (see storage/models.py).
     await db.execute(delete(Memory).where(Memory.id == memory.id))
     await db.commit()
 
@@ -147,8 +146,7 @@ async def delete_content(db: AsyncSession, memory: Memory, content_id: str) -> N
             raise NotFound("Content not found")
     else:
         row = await get_content(db, memory, content_id)
-    await db.execute(delete(MemoryChunk).where(MemoryChunk.content_id == row.id))
-    await db.execute(delete(MemoryContent).where(MemoryContent.id == row.id))
+    await db.execute(delete(MemoryContent).where(MemoryContent.id == row.id))  # its chunks cascade
     await bump(db, memory.id)
     await db.commit()
 

@@ -17,35 +17,27 @@ import orjson
 
 from parley.config import ProviderConfig, Timeouts
 from parley.errors import ParleyError, UpstreamError, UpstreamTimeout
-from parley.providers.base import Body, Embeddings, Provider
+from parley.providers import upstream_errors
+from parley.providers.base import Body, EmbeddingInputs, Embeddings, Provider
 
-# Upstream statuses that are the client's own doing and pass through as such.
-_CLIENT_FAULTS = {400: 400, 404: 400, 413: 400, 422: 400, 429: 429}
 _MAX_LINE = 4 * 1024 * 1024  # an SSE line (one chunk) may be this long
 
 
-def _upstream_message(status: int, text: bytes) -> str:
-    try:
-        data = orjson.loads(text)
-        err = data.get("error") if isinstance(data, dict) else None
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])
-        if isinstance(err, str):
-            return err
-    except orjson.JSONDecodeError:
-        pass
-    return text[:300].decode("utf-8", "replace") or f"HTTP {status}"
-
-
-def _error_for(provider: str, status: int, text: bytes) -> ParleyError:
-    msg = _upstream_message(status, text)
-    mapped = _CLIENT_FAULTS.get(status)
-    if mapped is not None:
-        return ParleyError(msg, status=mapped, code="upstream_rejected" if mapped == 400 else "rate_limit_exceeded")
-    return UpstreamError(f"Upstream provider {provider!r} answered {status}: {msg}")
+def _error_for(provider: str, response: aiohttp.ClientResponse, text: bytes) -> ParleyError:
+    message, code, param = upstream_errors.openai_message(response.status, text)
+    return upstream_errors.failure(
+        provider,
+        response.status,
+        message,
+        code=code,
+        param=param,
+        retry_after=upstream_errors.retry_after(response.headers),
+    )
 
 
 class OpenAIProvider(Provider):
+    takes_token_ids = True  # token-id arrays go upstream unchanged: they are ids of its own tokenizer
+
     def __init__(self, config: ProviderConfig, timeouts: Timeouts) -> None:
         self.name = config.name
         self.timeouts = timeouts
@@ -88,7 +80,7 @@ class OpenAIProvider(Provider):
                 text = b""
             finally:
                 response.release()
-            raise _error_for(self.name, response.status, text)
+            raise _error_for(self.name, response, text)
         return response
 
     async def _read_json(self, path: str, body: Body) -> Body:
@@ -152,7 +144,7 @@ class OpenAIProvider(Provider):
             # sees the client go and stops generating.
             response.release() if finished else response.close()
 
-    async def embed(self, model: str, inputs: list[str]) -> Embeddings:
+    async def embed(self, model: str, inputs: EmbeddingInputs) -> Embeddings:
         data = await self._read_json("/embeddings", {"model": model, "input": inputs})
         try:
             rows = sorted(data["data"], key=lambda d: d.get("index", 0))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from parley import tokens
 from parley.config import LOCAL_EMBEDDING_MODEL, ModelConfig, Settings, Timeouts
-from parley.errors import ModelNotFound
-from parley.providers.base import Embeddings, Provider
+from parley.errors import BadRequest, ModelNotFound
+from parley.providers.base import EmbeddingInputs, Embeddings, Provider
 from parley.providers.builtin import BuiltinProvider
 from parley.providers.local_embeddings import LocalEmbedder
 from parley.providers.openai import OpenAIProvider
@@ -26,6 +27,21 @@ class Route:
     kind: str
     owned_by: str
     timeouts: Timeouts
+
+
+def as_texts(inputs: EmbeddingInputs) -> list[str]:
+    """Token-id arrays decoded with the tokenizer of OpenAI's embedding models; texts as they are."""
+    texts: list[str] = []
+    items: list[str | list[int]] = list(inputs)
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            texts.append(item)
+            continue
+        try:
+            texts.append(tokens.decode_ids(item))
+        except ValueError as exc:
+            raise BadRequest(f"'input[{i}]' cannot be decoded: {exc}.", param="input") from None
+    return texts
 
 
 class Router:
@@ -68,10 +84,16 @@ class Router:
             )
         return name
 
-    async def embed(self, name: str, inputs: list[str]) -> Embeddings:
+    async def embed(self, name: str, inputs: EmbeddingInputs) -> Embeddings:
+        """Embed texts or token-id arrays; ids reach only providers that take them as they are."""
         if self.check_embedding(name) == LOCAL_EMBEDDING_MODEL:
-            return await self.local_embedder.embed(inputs)
+            result = await self.local_embedder.embed(as_texts(inputs))
+            if inputs and not isinstance(inputs[0], str):
+                result.prompt_tokens = sum(len(ids) for ids in inputs)  # the caller's own count
+            return result
         route = self.routes[name]
+        if not route.provider.takes_token_ids:
+            inputs = as_texts(inputs)
         return await route.provider.embed(route.upstream_model, inputs)
 
     async def aclose(self) -> None:

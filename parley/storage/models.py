@@ -8,7 +8,18 @@ from typing import Any
 
 import numpy as np
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import JSON, DateTime, Dialect, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -107,7 +118,16 @@ class ChatSession(Base):
 
 class SessionMessage(Base):
     __tablename__ = "session_messages"
-    __table_args__ = (Index("ix_session_messages_turn", "project_id", "session_id", "position", unique=True),)
+    __table_args__ = (
+        Index("ix_session_messages_turn", "project_id", "session_id", "position", unique=True),
+        # Owned rows go with their owner by the database's doing, on both SQLite and PostgreSQL.
+        ForeignKeyConstraint(
+            ["project_id", "session_id"],
+            ["chat_sessions.project_id", "chat_sessions.id"],
+            ondelete="CASCADE",
+            name="fk_session_messages_session",
+        ),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     project_id: Mapped[str] = mapped_column(String(40))
     session_id: Mapped[str] = mapped_column(String(128))
@@ -117,7 +137,7 @@ class SessionMessage(Base):
 
 
 def iso(dt: datetime | None) -> str | None:
-    """UTC timestamps as the seeds write them: 2024-01-01T00:00:00Z (SQLite returns naive ones)."""
+    """UTC timestamps as the API writes them: 2024-01-01T00:00:00Z (SQLite returns naive ones)."""
     if dt is None:
         return None
     if dt.tzinfo is not None:
@@ -230,8 +250,12 @@ class MemoryChunk(Base):
         Index("ix_memory_chunks_search", "memory_id", "active"),
     )
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=new_uuid)
-    memory_id: Mapped[str] = mapped_column(String(40))
-    content_id: Mapped[str] = mapped_column(String(40))
+    memory_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("memories.id", ondelete="CASCADE", name="fk_memory_chunks_memory")
+    )
+    content_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("memory_contents.id", ondelete="CASCADE", name="fk_memory_chunks_content")
+    )
     version: Mapped[int] = mapped_column(Integer)
     chunk_index: Mapped[int] = mapped_column(Integer)
     content: Mapped[str] = mapped_column(Text)
