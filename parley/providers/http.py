@@ -14,7 +14,7 @@ turn its events into OpenAI chunks (a ``StreamDecoder``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import aiohttp
@@ -118,16 +118,16 @@ class UpstreamHTTP:
             raise UpstreamError(f"Upstream provider {self.name!r} sent an unexpected body")
         return data
 
-    async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, bytes]]:
+    async def _events(self, response: aiohttp.ClientResponse) -> AsyncGenerator[tuple[str, bytes], None]:
         """Server-sent events as (event name or "", data); comments and ids are skipped."""
-        event, data = "", []
+        event, data = "", list[bytes]()
         try:
             async for raw in response.content:
                 line = raw.rstrip(b"\r\n")
                 if not line:
                     if data:
                         yield event, b"\n".join(data)
-                    event, data = "", []
+                    event, data = "", list[bytes]()
                 elif line.startswith(b"data:"):
                     value = line[5:]
                     data.append(value[1:] if value[:1] == b" " else value)
