@@ -22,6 +22,7 @@ import orjson
 
 from parley.config import Timeouts
 from parley.errors import ParleyError, UpstreamError, UpstreamTimeout
+from parley.providers.failures import failure, retryable
 
 Body = dict[str, Any]
 # (HTTP status, response body, response headers) -> the error to raise for it.
@@ -30,16 +31,13 @@ ErrorFor = Callable[[int, bytes, Mapping[str, str]], ParleyError]
 MAX_LINE = 4 * 1024 * 1024  # an SSE line (one chunk) may be this long
 
 
-def retryable(exc: ParleyError) -> ParleyError:
-    """Mark a failure that another attempt (or another deployment) may well not hit."""
-    exc.retryable = True  # type: ignore[attr-defined]
-    return exc
-
-
 class StreamDecoder(Protocol):
     """A vendor's stream, one server-sent event at a time, as OpenAI chunks."""
 
-    done: bool  # the vendor said the stream is complete: stop reading
+    @property
+    def done(self) -> bool:
+        """The vendor said the stream is complete: stop reading."""
+        ...
 
     def feed(self, event: str, data: bytes) -> Iterable[Body]: ...
 
@@ -119,24 +117,30 @@ class UpstreamHTTP:
         return data
 
     async def _events(self, response: aiohttp.ClientResponse) -> AsyncGenerator[tuple[str, bytes], None]:
-        """Server-sent events as (event name or "", data); comments and ids are skipped."""
-        event, data = "", list[bytes]()
+        """Server-sent events as (event name or "", data); comments and ids are skipped.
+
+        Lines outside SSE's framing are kept as one event's data too: Gemini sends an error
+        that happens mid-stream as bare JSON lines.
+        """
+        event, data, bare = "", list[bytes](), list[bytes]()
         try:
             async for raw in response.content:
                 line = raw.rstrip(b"\r\n")
                 if not line:
-                    if data:
-                        yield event, b"\n".join(data)
-                    event, data = "", list[bytes]()
+                    if data or bare:
+                        yield event, b"\n".join(data or bare)
+                    event, data, bare = "", [], []
                 elif line.startswith(b"data:"):
                     value = line[5:]
                     data.append(value[1:] if value[:1] == b" " else value)
                 elif line.startswith(b"event:"):
                     event = line[6:].strip().decode("utf-8", "replace")
+                elif not line.startswith((b":", b"id:", b"retry:")):
+                    bare.append(line)
         except (aiohttp.ClientError, ValueError) as exc:  # ValueError: a line over MAX_LINE
             raise UpstreamError(f"Upstream provider {self.name!r} dropped the connection mid-stream") from exc
-        if data:  # the body ended without the blank line that closes an event
-            yield event, b"\n".join(data)
+        if data or bare:  # the body ended without the blank line that closes an event
+            yield event, b"\n".join(data or bare)
 
     async def stream(self, response: aiohttp.ClientResponse, decoder: StreamDecoder) -> AsyncIterator[Body]:
         """The decoder's chunks, each yielded as soon as its event has arrived."""
@@ -168,3 +172,47 @@ def json_event(provider: str, data: bytes) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise UpstreamError(f"Upstream provider {provider!r} sent a malformed event") from exc
+
+
+class Translator(Protocol):
+    """A vendor's stream events (parsed JSON), fed one at a time, as OpenAI chunks."""
+
+    done: bool
+
+    def feed(self, event: Body) -> list[Body]: ...
+
+    def end(self) -> list[Body]: ...
+
+
+class JsonEvents:
+    """A ``StreamDecoder`` for vendors whose events are JSON: an event ``error_of`` recognises
+    as an error is raised as the failure it stands for, the rest go to the translator."""
+
+    def __init__(
+        self, provider: str, translator: Translator, error_of: Callable[[str, Any], tuple[int, str] | None]
+    ) -> None:
+        self.provider = provider
+        self.translator = translator
+        self.error_of = error_of
+
+    @property
+    def done(self) -> bool:
+        return self.translator.done
+
+    def feed(self, event: str, data: bytes) -> Iterable[Body]:
+        payload = json_event(self.provider, data)
+        if (err := self.error_of(event, payload)) is not None:
+            raise failure(self.provider, *err)
+        return self.translator.feed(payload) if isinstance(payload, dict) else ()
+
+    def end(self) -> Iterable[Body]:
+        return self.translator.end()
+
+
+def error_text(status: int, text: bytes, message_of: Callable[[Any], str | None]) -> str:
+    """A vendor error body's message, else its first bytes: what the log and caller see."""
+    try:
+        body = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        body = None
+    return message_of(body) or text[:300].decode("utf-8", "replace").strip() or f"HTTP {status}"
