@@ -7,7 +7,6 @@ and what the double received: the exact Messages API request Parley translated.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -15,7 +14,7 @@ import openai
 import pytest
 
 from tests.anthropic_double import API_KEY, SIGNATURE, TOOL_USES, Recorder, build
-from tests.vendor_stack import Stack, deltas, error_of, finish_reasons, text_of, vendor_stack
+from tests.vendor_stack import Stack, deltas, error_of, finish_reasons, leave_mid_stream, text_of, vendor_stack
 
 MODELS = [
     "claude-text",
@@ -539,17 +538,7 @@ def test_error_event_mid_stream_ends_the_stream_with_an_error_event(claude: Stac
 
 
 def test_client_leaving_mid_stream_closes_the_vendor_stream(claude: Stack) -> None:
-    with claude.client() as http:
-        body = {"model": "claude-endless", "messages": user("x"), "stream": True}
-        with http.stream("POST", "/v1/chat/completions", json=body) as r:
-            for line in r.iter_lines():
-                if '"content":"3 "' in line:
-                    break
-    deadline = time.monotonic() + 20
-    while not any(e["model"] == "claude-endless" for e in claude.rec.stream_ends):
-        assert time.monotonic() < deadline, "the vendor stream was never closed"
-        time.sleep(0.05)
-    assert [e["reason"] for e in claude.rec.stream_ends if e["model"] == "claude-endless"] == ["cancelled"]
+    assert leave_mid_stream(claude, "claude-endless") == ["cancelled"]
 
 
 def test_wrong_key_is_a_502(tmp_path_factory: pytest.TempPathFactory) -> None:

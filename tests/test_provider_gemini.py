@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,7 +23,7 @@ import pytest
 from parley.providers import media
 from parley.wire.gemini import SKIP_SIGNATURE, tool_call_id
 from tests.gemini_double import API_KEY, CALLS, PIXEL, SIGNATURE, Recorder, build
-from tests.vendor_stack import Stack, deltas, error_of, finish_reasons, text_of, vendor_stack
+from tests.vendor_stack import Stack, deltas, error_of, finish_reasons, leave_mid_stream, text_of, vendor_stack
 
 MODELS = [
     "gemini-text",
@@ -593,17 +592,7 @@ def test_error_mid_stream_ends_the_stream_with_an_error_event(gemini: Stack) -> 
 
 
 def test_client_leaving_mid_stream_closes_the_vendor_stream(gemini: Stack) -> None:
-    with gemini.client() as http:
-        body = {"model": "gemini-endless", "messages": user("x"), "stream": True}
-        with http.stream("POST", "/v1/chat/completions", json=body) as r:
-            for line in r.iter_lines():
-                if '"content":"3 "' in line:
-                    break
-    deadline = time.monotonic() + 20
-    while not any(e["model"] == "gemini-endless" for e in gemini.rec.stream_ends):
-        assert time.monotonic() < deadline, "the vendor stream was never closed"
-        time.sleep(0.05)
-    assert [e["reason"] for e in gemini.rec.stream_ends if e["model"] == "gemini-endless"] == ["cancelled"]
+    assert leave_mid_stream(gemini, "gemini-endless") == ["cancelled"]
 
 
 # ---------------------------------------------------------------- embeddings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -88,3 +89,19 @@ def finish_reasons(events: list[Any]) -> list[str]:
 
 def text_of(events: list[Any], key: str = "content") -> str:
     return "".join(d.get(key) or "" for d in deltas(events))
+
+
+def leave_mid_stream(stack: Stack, model: str) -> list[str]:
+    """Read a few chunks of an endless stream and hang up; how the vendor's streams of that
+    model ended, once the double has seen this one end."""
+    with stack.client() as http:
+        body = {"model": model, "messages": [{"role": "user", "content": "x"}], "stream": True}
+        with http.stream("POST", "/v1/chat/completions", json=body) as r:
+            for line in r.iter_lines():
+                if '"content":"3 "' in line:
+                    break
+    deadline = time.monotonic() + 20
+    while not any(e["model"] == model for e in stack.rec.stream_ends):
+        assert time.monotonic() < deadline, "the vendor stream was never closed"
+        time.sleep(0.05)
+    return [e["reason"] for e in stack.rec.stream_ends if e["model"] == model]

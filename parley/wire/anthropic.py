@@ -31,6 +31,7 @@ from parley.wire.common import (
     stop_sequences,
     system_prompt,
     tool_arguments,
+    turns,
     usage,
 )
 
@@ -135,34 +136,21 @@ def _assistant_blocks(m: Body, i: int) -> list[Body]:
     return blocks
 
 
+def _tool_result(m: Body, i: int) -> list[Body]:
+    content = m.get("content")
+    blocks = content if isinstance(content, str) else _blocks(content, f"messages[{i}].content")
+    return [{"type": "tool_result", "tool_use_id": m["tool_call_id"], "content": blocks}]
+
+
 def _messages(messages: list[Body]) -> list[Body]:
-    out: list[Body] = []
-    for i, m in enumerate(messages):
-        role = m.get("role")
-        if role in ("system", "developer"):
-            continue
-        if role == "assistant":
-            blocks, role = _assistant_blocks(m, i), "assistant"
-        elif role == "tool":
-            result: Body = {"type": "tool_result", "tool_use_id": m["tool_call_id"]}
-            content = m.get("content")
-            result["content"] = content if isinstance(content, str) else _blocks(content, f"messages[{i}].content")
-            blocks, role = [result], "user"
-        elif role == "user":
-            blocks = _blocks(m.get("content"), f"messages[{i}].content")
-        else:
-            raise BadRequest(
-                f"'messages[{i}].role': {role!r} messages are not supported by this model's provider; use tools.",
-                param=f"messages[{i}].role",
-            )
-        if not blocks:
-            continue
-        if out and out[-1]["role"] == role:
-            # Consecutive tool results (and what follows them) are one user turn for Anthropic.
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": role, "content": blocks})
-    return out
+    return turns(
+        messages,
+        user=lambda m, i: _blocks(m.get("content"), f"messages[{i}].content"),
+        assistant=_assistant_blocks,
+        tool=_tool_result,
+        model_role="assistant",
+        key="content",
+    )
 
 
 def _tool_choice(body: Body) -> Body | None:

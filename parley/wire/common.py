@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -106,6 +107,41 @@ def tool_names_by_id(messages: list[Body]) -> dict[str, str]:
             if isinstance(call, dict) and call.get("id"):
                 names[call["id"]] = (call.get("function") or {}).get("name") or ""
     return names
+
+
+Convert = Callable[[Body, int], list[Body]]
+
+
+def turns(
+    messages: list[Body], *, user: Convert, assistant: Convert, tool: Convert, model_role: str, key: str
+) -> list[Body]:
+    """The conversation as a vendor's turns (``{"role", key: [...]}``), system messages left
+    out (vendors take them apart). Each message's pieces come from the vendor's converter for
+    its role; tool results belong to the user's turn, and adjacent turns of one role are
+    merged, so parallel calls' results go back together, in one turn, as vendors want them."""
+    out: list[Body] = []
+    for i, m in enumerate(messages):
+        role = m.get("role")
+        if role in ("system", "developer"):
+            continue
+        if role == "assistant":
+            pieces, role = assistant(m, i), model_role
+        elif role == "tool":
+            pieces, role = tool(m, i), "user"
+        elif role == "user":
+            pieces = user(m, i)
+        else:
+            raise BadRequest(
+                f"'messages[{i}].role': {role!r} messages are not supported by this model's provider; use tools.",
+                param=f"messages[{i}].role",
+            )
+        if not pieces:
+            continue
+        if out and out[-1]["role"] == role:
+            out[-1][key].extend(pieces)
+        else:
+            out.append({"role": role, key: pieces})
+    return out
 
 
 def usage(prompt: int, completion: int, *, cached: int = 0, reasoning: int = 0, total: int | None = None) -> Body:

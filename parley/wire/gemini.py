@@ -39,6 +39,7 @@ from parley.wire.common import (
     system_prompt,
     tool_arguments,
     tool_names_by_id,
+    turns,
     usage,
 )
 from parley.wire.gemini_schema import is_empty_object, to_gemini
@@ -146,30 +147,14 @@ def _function_response(m: Body, i: int, names: dict[str, str]) -> Body:
 
 def _contents(messages: list[Body]) -> list[Body]:
     names = tool_names_by_id(messages)
-    out: list[Body] = []
-    for i, m in enumerate(messages):
-        role = m.get("role")
-        if role in ("system", "developer"):
-            continue
-        if role == "assistant":
-            parts, role = _model_parts(m, i), "model"
-        elif role == "tool":
-            parts, role = [_function_response(m, i, names)], "user"
-        elif role == "user":
-            parts = _parts(m.get("content"), f"messages[{i}].content")
-        else:
-            raise BadRequest(
-                f"'messages[{i}].role': {role!r} messages are not supported by this model's provider; use tools.",
-                param=f"messages[{i}].role",
-            )
-        if not parts:
-            continue
-        if out and out[-1]["role"] == role:
-            # Parallel calls' results go back together, in one turn, as Gemini wants them.
-            out[-1]["parts"].extend(parts)
-        else:
-            out.append({"role": role, "parts": parts})
-    return out
+    return turns(
+        messages,
+        user=lambda m, i: _parts(m.get("content"), f"messages[{i}].content"),
+        assistant=_model_parts,
+        tool=lambda m, i: [_function_response(m, i, names)],
+        model_role="model",
+        key="parts",
+    )
 
 
 def _declaration(fn: Body) -> Body:
