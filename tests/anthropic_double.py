@@ -193,7 +193,8 @@ def build(rec: Recorder) -> Starlette:
         body = orjson.loads(await request.body())
         rec.requests.append(body)
         rec.headers.append(dict(request.headers))
-        if request.headers.get("x-api-key") != API_KEY:
+        # Anthropic takes the key as x-api-key or (as its newer SDKs send it) a Bearer token.
+        if API_KEY not in (request.headers.get("x-api-key"), request.headers.get("authorization", "")[7:]):
             return _error(401, "authentication_error", "invalid x-api-key")
         if not request.headers.get("anthropic-version"):
             return _error(400, "invalid_request_error", "anthropic-version: header is required")

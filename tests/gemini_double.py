@@ -21,7 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 API_KEY = "AIza-test-key"
-SIGNATURE = "CiQB0e2Kb6mN3pQ7rS1tU5vW9xY2zA4bC6dE8fG0hI2jK4lM6nO8="
+SIGNATURE = "CiQB0e2Kb6mN3pQ7StbU5b1b9xY2zA4bcLp0TwfEHSIbSCNqSuKUzpzv"  # opaque base64, as Gemini sends
 CALLS = [("get_weather", {"location": "旧金山", "unit": "celsius"}), ("get_time", {"timezone": "America/Los_Angeles"})]
 ERRORS: dict[str, tuple[int, str, str, list[dict[str, Any]]]] = {
     "gemini-400": (400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified", []),

@@ -562,3 +562,24 @@ def test_raw_http_sees_the_same_as_the_sdk(claude: Stack) -> None:
         )
     assert r.status_code == 200
     assert r.json()["choices"][0]["message"]["content"] == "echo: via x-api-key"
+
+
+def test_the_double_speaks_what_anthropics_sdk_reads(claude: Stack) -> None:
+    """The official SDK, pointed at the double, parses its answers and events: the double's wire
+    format is Anthropic's, so what Parley is tested against is."""
+    import anthropic
+
+    client = anthropic.Anthropic(base_url=claude.double_url, api_key=API_KEY, max_retries=0)
+    message = client.messages.create(
+        model="claude-thinking", max_tokens=100, messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert [b.type for b in message.content] == ["thinking", "text"] and message.usage.cache_read_input_tokens == 100
+    with client.messages.stream(
+        model="claude-tools", max_tokens=100, messages=[{"role": "user", "content": "Hi"}]
+    ) as stream:
+        final = stream.get_final_message()
+    assert [(b.id, b.name, b.input) for b in final.content if b.type == "tool_use"] == [tuple(t) for t in TOOL_USES]
+    assert final.stop_reason == "tool_use"
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        client.messages.create(model="claude-529", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+    assert caught.value.status_code == 529 and caught.value.body["error"]["type"] == "overloaded_error"

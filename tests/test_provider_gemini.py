@@ -628,3 +628,28 @@ def test_embedding_failure_is_a_502(gemini: Stack) -> None:
         r = http.post("/v1/embeddings", json={"model": "gemini-embed-fail", "input": "x"})
     assert r.status_code == 502
     assert error_of(r)["message"] == "The model provider failed (HTTP 500): embedding backend down"
+
+
+def test_the_double_speaks_what_googles_sdk_reads(gemini: Stack) -> None:
+    """The official google-genai SDK, pointed at the double, parses its answers and stream: the
+    double's wire format is Gemini's, so what Parley is tested against is."""
+    from google import genai
+    from google.genai import errors, types
+
+    client = genai.Client(
+        api_key=API_KEY, http_options=types.HttpOptions(base_url=gemini.double_url, api_version="v1beta")
+    )
+    whole = client.models.generate_content(model="gemini-thinking", contents="Hi")
+    assert whole.text == "echo: Hi" and whole.usage_metadata.thoughts_token_count == 9
+    calls = [
+        p.function_call
+        for chunk in client.models.generate_content_stream(model="gemini-tools", contents="Hi")
+        for p in chunk.candidates[0].content.parts
+        if p.function_call
+    ]
+    assert [(c.name, c.args) for c in calls] == [tuple(c) for c in CALLS]
+    with pytest.raises(errors.APIError) as caught:
+        list(client.models.generate_content_stream(model="gemini-midstream", contents="Hi"))
+    assert caught.value.code == 500
+    result = client.models.embed_content(model="gemini-embed", contents=["hello"])
+    assert result.embeddings[0].values == [5.0, 1.0, 0.0]

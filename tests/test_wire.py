@@ -116,3 +116,8 @@ def test_percent_encoded_data_url() -> None:
     assert parse_data_url("data:text/plain,hi%20there", "p") == ("text/plain", "aGkgdGhlcmU=")
     with pytest.raises(BadRequest):
         parse_data_url("data:image/png;base64", "p")
+
+
+def test_a_whole_answer_without_a_vendor_id_gets_one() -> None:
+    out = gemini.from_response({"candidates": [{"content": {"parts": [{"text": "a"}]}, "finishReason": "STOP"}]}, "m")
+    assert out["id"].startswith("chatcmpl-") and len(out["id"]) > len("chatcmpl-")

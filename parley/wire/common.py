@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -159,7 +160,7 @@ def completion(
     id: str, model: str, message: Body, finish_reason: str | None, usage: Body | None, created: int | None = None
 ) -> Body:
     out: Body = {
-        "id": id,
+        "id": id or "chatcmpl-" + uuid.uuid4().hex[:24],
         "object": "chat.completion",
         "created": created or int(time.time()),
         "model": model,
