@@ -6,7 +6,7 @@ same way for every vendor:
 
 - 400, 413, 422: the request itself was wrong: 400 ``invalid_request_error`` with the vendor's
   message, so the caller can fix it.
-- 401, 403, 404: the vendor refuses *Parley's* key or model name: a configuration fault on the
+- 401, 402, 403, 404: the vendor refuses *Parley's* key, account or model name: a fault on the
   server, not the caller's. A 502 that names nothing internal; the details go to the log.
 - 429: 429 ``rate_limit_exceeded`` with the vendor's ``Retry-After`` passed on.
 - 529 (Anthropic's "overloaded"): 503, so clients back off and retry.
@@ -26,7 +26,7 @@ from parley.errors import BadRequest, ParleyError, UpstreamError
 log = logging.getLogger("parley.upstream")
 
 _CALLERS_FAULT = {400, 413, 422}
-_CONFIG_FAULT = {401, 403, 404}
+_CONFIG_FAULT = {401, 402, 403, 404}  # 402: the server's own account has no credit
 
 
 def retryable(exc: ParleyError) -> ParleyError:
