@@ -36,7 +36,9 @@ class AnthropicProvider(Provider):
         self.http = UpstreamHTTP(config.name, timeouts, headers, config.max_connections, self._error_for)
 
     def _error_for(self, status: int, text: bytes, headers: Mapping[str, str]) -> ParleyError:
-        return failure(self.name, status, error_text(status, text, wire.error_message), retry_after(headers))
+        return failure(
+            self.name, status, error_text(status, text, wire.error_message), retry_after=retry_after(headers)
+        )
 
     async def complete(self, body: Body) -> Body:
         data = await self.http.read_json(self.url, wire.to_request(body))

@@ -41,7 +41,7 @@ def retry_after(headers: Mapping[str, str]) -> str | None:
     return value.strip() if value and value.strip() else None
 
 
-def failure(provider: str, status: int, message: str, retry_after: str | None = None) -> ParleyError:
+def failure(provider: str, status: int, message: str, *, retry_after: str | None = None) -> ParleyError:
     """The error to raise for a vendor's HTTP ``status`` (>= 400) and its ``message``."""
     if status in _CALLERS_FAULT:
         return BadRequest(message, code=None)

@@ -52,7 +52,7 @@ class GeminiProvider(Provider):
             self.name,
             wire.error_status(body, status),
             error_text(status, text, wire.error_message),
-            retry_after(headers) or wire.retry_delay(body),
+            retry_after=retry_after(headers) or wire.retry_delay(body),
         )
 
     def _url(self, model: str, method: str) -> str:
