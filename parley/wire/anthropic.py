@@ -123,14 +123,14 @@ def _assistant_blocks(m: Body, i: int) -> list[Body]:
         dict(b) for b in m.get("thinking_blocks") or () if b.get("type") in ("thinking", "redacted_thinking")
     ]
     blocks += _blocks(m.get("content"), f"messages[{i}].content")
-    for j, call in enumerate(m.get("tool_calls") or ()):
+    for call in m.get("tool_calls") or ():
         fn = call.get("function") or {}
         blocks.append(
             {
                 "type": "tool_use",
                 "id": call["id"],
                 "name": fn.get("name", ""),
-                "input": tool_arguments(fn.get("arguments"), f"messages[{i}].tool_calls[{j}].function.arguments"),
+                "input": tool_arguments(fn.get("arguments")),
             }
         )
     return blocks

@@ -81,8 +81,12 @@ def single_choice(body: Body) -> None:
         raise BadRequest("This model's provider returns one choice per request: 'n' must be 1.", param="n")
 
 
-def tool_arguments(raw: Any, param: str) -> dict[str, Any]:
-    """A tool call's ``arguments`` (a JSON string) as the object vendors want."""
+def tool_arguments(raw: Any) -> dict[str, Any]:
+    """A tool call's ``arguments`` (a JSON string) as the object vendors want.
+
+    A model sometimes emits arguments that are not a JSON object; the history that carries
+    them must still go on, so they travel wrapped (``_raw_arguments`` / ``value``), as the
+    dialects wrap them too, rather than failing every later turn of the conversation."""
     if isinstance(raw, dict):
         return raw
     if not raw:
@@ -90,10 +94,8 @@ def tool_arguments(raw: Any, param: str) -> dict[str, Any]:
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise BadRequest(f"'{param}' must be a JSON object.", param=param, code="invalid_value")
-    return value
+        return {"_raw_arguments": raw}
+    return value if isinstance(value, dict) else {"value": value}
 
 
 def dump_arguments(args: Any) -> str:

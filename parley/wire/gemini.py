@@ -112,12 +112,12 @@ def _model_parts(m: Body, i: int) -> list[Body]:
     parts = _parts(m.get("content"), f"messages[{i}].content")
     calls = m.get("tool_calls") or []
     signed = False
-    for j, call in enumerate(calls):
+    for call in calls:
         fn = call.get("function") or {}
         part: Body = {
             "functionCall": {
                 "name": fn.get("name", ""),
-                "args": tool_arguments(fn.get("arguments"), f"messages[{i}].tool_calls[{j}].function.arguments"),
+                "args": tool_arguments(fn.get("arguments")),
             }
         }
         signature = ((call.get("extra_content") or {}).get("google") or {}).get("thought_signature")
