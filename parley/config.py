@@ -30,8 +30,8 @@ class Timeouts(BaseModel):
 class ProviderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
-    type: Literal["openai", "builtin"]
-    base_url: str | None = None
+    type: Literal["openai", "anthropic", "gemini", "builtin"]
+    base_url: str | None = None  # anthropic and gemini default to the vendor's own API
     api_key: SecretStr | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     timeouts: Timeouts | None = None  # falls back to the server-wide ``timeouts``

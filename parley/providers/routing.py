@@ -8,10 +8,18 @@ from typing import Any
 from parley import tokens
 from parley.config import LOCAL_EMBEDDING_MODEL, ModelConfig, Settings, Timeouts
 from parley.errors import BadRequest, ModelNotFound
+from parley.providers.anthropic import AnthropicProvider
 from parley.providers.base import EmbeddingInputs, Embeddings, Provider
 from parley.providers.builtin import BuiltinProvider
+from parley.providers.gemini import GeminiProvider
 from parley.providers.local_embeddings import LocalEmbedder
 from parley.providers.openai import OpenAIProvider
+
+NETWORK_PROVIDERS: dict[str, type[OpenAIProvider | AnthropicProvider | GeminiProvider]] = {
+    "openai": OpenAIProvider,
+    "anthropic": AnthropicProvider,
+    "gemini": GeminiProvider,
+}
 
 
 def model_card(name: str, owner: str) -> dict[str, Any]:
@@ -52,7 +60,7 @@ class Router:
             if p.type == "builtin":
                 self.providers[p.name] = BuiltinProvider(p.name, p.chunk_delay)
             else:
-                self.providers[p.name] = OpenAIProvider(p, settings.timeouts_for(p))
+                self.providers[p.name] = NETWORK_PROVIDERS[p.type](p, settings.timeouts_for(p))
         self.routes: dict[str, Route] = {}
         for m in settings.models:
             self.routes[m.name] = self._route(m)
