@@ -62,6 +62,20 @@ class ModelConfig(BaseModel):
     # Embedding models: the raw cosine that should read as similarity 0.5, and the slope of the
     # logistic around it (see parley/memory/scoring.py). Without it, similarity is the raw cosine.
     similarity: SimilarityCalibration | None = None
+    # Several entries with one ``name`` are deployments of one public model (providers mixed).
+    weight: float = Field(default=1.0, gt=0)  # share of requests among healthy deployments
+    fallbacks: list[str] = Field(default_factory=list)  # other models tried when all deployments fail
+
+
+class Routing(BaseModel):
+    """How a request picks among a model's deployments, and what happens when one fails."""
+
+    model_config = ConfigDict(extra="forbid")
+    strategy: Literal["weighted", "least-busy"] = "weighted"
+    retries: int = Field(default=2, ge=0, le=10)  # further attempts before the client sees a failure
+    allowed_fails: int = Field(default=3, ge=1)  # failures in a row before a deployment cools down
+    cooldown: float = Field(default=30.0, ge=0)  # seconds a cooled-down deployment is skipped
+    backoff: float = Field(default=0.1, ge=0)  # seconds before the first retry; doubles, with jitter
 
 
 class Settings(BaseModel):
@@ -77,6 +91,7 @@ class Settings(BaseModel):
     default_model: str | None = None
     default_embedding_model: str = LOCAL_EMBEDDING_MODEL
     timeouts: Timeouts = Field(default_factory=Timeouts)
+    routing: Routing = Field(default_factory=Routing)
     sse_ping_interval: float = 15.0  # seconds of upstream silence before a ``: ping`` comment
     max_body_bytes: int = 16 * 1024 * 1024  # JSON request bodies; 413 beyond
     max_upload_bytes: int = 50 * 1024 * 1024  # file uploads; 413 beyond
@@ -107,6 +122,14 @@ class Settings(BaseModel):
         for m in self.models:
             if m.provider not in names:
                 raise ValueError(f"model {m.name!r} names unknown provider {m.provider!r}")
+        kinds: dict[str, str] = {}
+        for m in self.models:
+            if kinds.setdefault(m.name, m.kind) != m.kind:
+                raise ValueError(f"model {m.name!r}: all its deployments must be of one kind")
+        for m in self.models:
+            for other in m.fallbacks:
+                if kinds.get(other) != m.kind or other == m.name:
+                    raise ValueError(f"model {m.name!r}: fallback {other!r} is not another {m.kind} model")
         chat = [m.name for m in self.models if m.kind == "chat"]
         if self.default_model is None and chat:
             self.default_model = chat[0]
@@ -117,7 +140,8 @@ class Settings(BaseModel):
 
     def embedding_model_names(self) -> list[str]:
         """Every embedding model a memory may use: the packaged one, then the configured ones."""
-        return [LOCAL_EMBEDDING_MODEL] + [m.name for m in self.models if m.kind == "embedding"]
+        names = [m.name for m in self.models if m.kind == "embedding"]
+        return [LOCAL_EMBEDDING_MODEL] + list(dict.fromkeys(names))
 
 
 def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:

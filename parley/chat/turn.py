@@ -35,6 +35,7 @@ from parley.core import Core
 from parley.errors import BadRequest, ParleyError
 from parley.memory import retrieval
 from parley.memory.search import Hit
+from parley.providers.route import Route
 from parley.tokens import content_text
 
 Body = dict[str, Any]
@@ -54,6 +55,7 @@ class Reply:
     completion: Body  # the whole ``chat.completion`` (upstream fields kept, for /v1)
     cut_off: bool = False  # the client left before the end: ``message`` is what came so far
     stored_id: str | None = None  # the stored message's id, once a transcript has it
+    route: Route | None = None  # the deployment that answered (None: no model was called)
 
 
 class Transcript(Protocol):
@@ -146,7 +148,18 @@ def _reply_from_stream(chat: ChatStream, label: str, refs: list[Body], cut_off: 
         "choices": [choice],
         "usage": usage,
     }
-    return Reply(chat.id, chat.created, label, message, finish, usage, refs, completion, cut_off)
+    return Reply(
+        chat.id,
+        chat.created,
+        label,
+        message,
+        finish,
+        usage,
+        refs,
+        completion,
+        cut_off,
+        route=chat.route if chat.upstream else None,
+    )
 
 
 async def run(core: Core, req: TurnRequest, encoder: Encoder) -> Response:
@@ -171,15 +184,18 @@ async def run(core: Core, req: TurnRequest, encoder: Encoder) -> Response:
         unmatched = (req.memories or {}).get("unmatch_message")
         if hits == [] and unmatched:  # nothing relevant: the configured answer, no model called
             chat = ChatStream(route, body, canned_chunks(unmatched), None, label)
+            chat.upstream = False
             if not req.stream:
                 async for _ in chat:
                     pass
                 return await _whole(req, encoder, _reply_from_stream(chat, label, refs), hold)
         elif not req.stream:
-            completion = await complete(route, body)
-            return await _whole(req, encoder, _reply_from_completion(completion, label, refs), hold)
+            completion, used = await complete(core.router, req.model, body)
+            reply = _reply_from_completion(completion, label, refs)
+            reply.route = used
+            return await _whole(req, encoder, reply, hold)
         else:
-            chat = await open_stream(route, body, core.settings.sse_ping_interval, label)
+            chat = await open_stream(core.router, req.model, body, core.settings.sse_ping_interval, label)
     except BaseException:
         await hold.aclose()
         raise

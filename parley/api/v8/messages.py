@@ -134,9 +134,9 @@ async def generate_title(conversation_id: str, request: Request, caller: V8Calle
     lines = [f"{m.role}: {m.content}" for m in rows if m.content and m.role in ("user", "assistant")]
     if not lines:
         raise BadRequest("The conversation has no messages to make a title from.")
-    route = c.router.chat(conversation.settings["model"])
-    result = await complete(
-        route,
+    result, _ = await complete(
+        c.router,
+        conversation.settings["model"],
         {
             "messages": [
                 {"role": "system", "content": TITLE_PROMPT},
