@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from parley.chat.assemble import MessageBuilder
 from parley.chat.turn import Reply
 from parley.errors import BadRequest, ParleyError
+from parley.wire.common import dump_arguments, tool_arguments
 
 Body = dict[str, Any]
 Open = ConfigDict(extra="allow")
@@ -161,7 +162,7 @@ def _assistant_message(content: str | list[Body], where: str) -> Body:
                     "type": "function",
                     "function": {
                         "name": str(block.get("name", "")),
-                        "arguments": orjson.dumps(block.get("input") or {}).decode(),
+                        "arguments": dump_arguments(block.get("input") or {}),
                     },
                 }
             )
@@ -263,14 +264,6 @@ def usage(openai_usage: Body | None) -> Body:
     return out
 
 
-def _tool_input(arguments: str) -> Any:
-    try:
-        value = orjson.loads(arguments or "{}")
-    except orjson.JSONDecodeError:
-        return {"_raw_arguments": arguments}
-    return value if isinstance(value, dict) else {"value": value}
-
-
 def content_blocks(message: Body) -> list[Body]:
     blocks: list[Body] = []
     if message.get("reasoning_content"):
@@ -287,7 +280,7 @@ def content_blocks(message: Body) -> list[Body]:
                 "type": "tool_use",
                 "id": call.get("id") or "toolu_" + secrets.token_hex(12),
                 "name": fn.get("name", ""),
-                "input": _tool_input(fn.get("arguments", "")),
+                "input": tool_arguments(fn.get("arguments", "")),
             }
         )
     return blocks

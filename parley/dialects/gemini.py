@@ -13,7 +13,6 @@ unanswered call of the same name.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from typing import Any
 
@@ -22,6 +21,8 @@ import orjson
 from parley.chat.assemble import MessageBuilder
 from parley.chat.turn import Reply
 from parley.errors import BadRequest, ParleyError
+from parley.wire.common import dump_arguments, tool_arguments
+from parley.wire.gemini import tool_call_id
 
 Body = dict[str, Any]
 
@@ -56,11 +57,6 @@ def get(obj: Any, name: str) -> Any:
 
 
 # ---- requests: Gemini -> the core's OpenAI chat form ----------------------------------------
-
-
-def call_id(name: str, position: int, args: Any) -> str:
-    digest = hashlib.sha1(orjson.dumps([name, position, args], option=orjson.OPT_SORT_KEYS)).hexdigest()
-    return "call_" + digest[:24]
 
 
 def openapi_to_json_schema(schema: Any) -> Any:
@@ -143,15 +139,15 @@ def to_chat(body: Body) -> tuple[list[Body], Body]:
             if (fc := get(part, "functionCall")) is not None:
                 name = str(get(fc, "name") or "")
                 args = get(fc, "args") or {}
-                cid = get(fc, "id") or call_id(name, position, args)
+                cid = get(fc, "id") or tool_call_id(name, position, args)
                 position += 1
                 unanswered.setdefault(name, []).append(cid)
-                fn = {"name": name, "arguments": orjson.dumps(args).decode()}
+                fn = {"name": name, "arguments": dump_arguments(args)}
                 calls.append({"id": cid, "type": "function", "function": fn})
             elif (fr := get(part, "functionResponse")) is not None:
                 name = str(get(fr, "name") or "")
                 waiting = unanswered.get(name) or []
-                cid = get(fr, "id") or (waiting[0] if waiting else call_id(name, -1, {}))
+                cid = get(fr, "id") or (waiting[0] if waiting else tool_call_id(name, -1, {}))
                 if cid in waiting:
                     waiting.remove(cid)
                 results.append(
@@ -242,19 +238,11 @@ def usage_metadata(usage: Body | None) -> Body:
     return out
 
 
-def _args(arguments: str) -> Any:
-    try:
-        value = orjson.loads(arguments or "{}")
-    except orjson.JSONDecodeError:
-        return {"_raw_arguments": arguments}
-    return value if isinstance(value, dict) else {"value": value}
-
-
 def call_parts(calls: list[Body] | None) -> list[Body]:
     out = []
     for call in calls or ():
         fn = call.get("function") or {}
-        args = _args(fn.get("arguments", ""))
+        args = tool_arguments(fn.get("arguments", ""))
         out.append({"functionCall": {"id": call.get("id"), "name": fn.get("name", ""), "args": args}})
     return out
 
