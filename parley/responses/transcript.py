@@ -1,0 +1,82 @@
+"""A Responses API call as the chat turn's transcript.
+
+``begin`` reads the chain ``previous_response_id`` names (every input and output item of it
+and its ancestors, function calls and their outputs among them), resolves item references,
+and hands the turn the whole context as chat messages; ``finish`` stores the response, with
+its input, when ``store`` is on, a cut off one too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Hashable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from parley.chat.turn import Reply
+from parley.errors import BadRequest, NotFound
+from parley.responses import store
+from parley.responses.output import Draft
+from parley.responses.request import to_chat
+
+Body = dict[str, Any]
+
+
+@dataclass
+class ResponseTranscript:
+    sessions: async_sessionmaker[AsyncSession]
+    key_id: str
+    draft: Draft
+    items: list[Body]  # the request's new input items, normalized
+    previous_response_id: str | None
+    store: bool
+    key: Hashable = field(init=False)
+    _context: list[Body] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.key = ("response", self.draft.id)
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        # A stored response never changes: a continuation is a new response, so two turns
+        # continuing from the same one fork rather than wait for each other.
+        yield
+
+    async def begin(self) -> tuple[list[Body], list[Body]]:
+        async with self.sessions() as db:
+            if self.previous_response_id is not None:
+                try:
+                    await store.owned(db, self.key_id, self.previous_response_id)
+                except NotFound:
+                    raise NotFound(
+                        f"Previous response with id '{self.previous_response_id}' not found.",
+                        param="previous_response_id",
+                    ) from None
+                self._context = await store.chain(db, self.previous_response_id)
+            self.items = [await self._resolve(db, item) for item in self.items]
+        fresh = to_chat(self.items, check=False)  # only what this request adds
+        history = to_chat(self._context + self.items)
+        if not history or history[-1]["role"] == "assistant":
+            raise BadRequest("The input adds nothing for the model to answer.", param="input")
+        return history, fresh
+
+    async def _resolve(self, db: AsyncSession, item: Body) -> Body:
+        if item["type"] != "item_reference":
+            return item
+        wanted = item["id"]
+        for known in reversed(self._context):
+            if known.get("id") == wanted:
+                return dict(known)
+        found = await store.find_item(db, self.key_id, wanted)
+        if found is None:
+            raise BadRequest(f"Item with id '{wanted}' not found.", param="input")
+        return dict(found)
+
+    async def finish(self, reply: Reply) -> None:
+        body = self.draft.finish(reply)
+        if not self.store:
+            return
+        async with self.sessions() as db:
+            await store.save(db, self.key_id, body, self.previous_response_id, self.items, self._context)
