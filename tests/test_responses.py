@@ -470,6 +470,8 @@ def test_store_false_keeps_nothing(parley):
         ({"truncation": "auto"}, "truncation", None),
         ({"frobnicate": 1}, "frobnicate", "Unknown parameter: 'frobnicate'."),
         ({"tool_choice": {"type": "file_search"}}, "tool_choice.type", None),
+        ({"tool_choice": "required"}, "tool_choice", None),
+        ({"tools": FUNCTION_TOOLS, "tool_choice": {"type": "function", "name": "nope"}}, "tool_choice.name", None),
         ({"text": {"format": {"type": "xml"}}}, "text.format.type", None),
         ({"temperature": 3}, "temperature", None),
         ({"max_output_tokens": 5}, "max_output_tokens", None),

@@ -436,7 +436,9 @@ def parse(raw: Any) -> Parsed:
         params["tools"] = chat_tools
         if req.parallel_tool_calls is not None:  # chat APIs refuse it without tools
             params["parallel_tool_calls"] = req.parallel_tool_calls
-    if choice is not None:
+    if choice == "required" and not chat_tools:
+        raise _invalid("Tool choice 'required' must be specified with the 'tools' parameter.", "tool_choice")
+    if choice is not None and chat_tools:  # chat APIs refuse a tool_choice without tools
         params["tool_choice"] = choice
     if fmt is not None:
         params["response_format"] = fmt
