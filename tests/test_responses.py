@@ -333,9 +333,14 @@ def test_retrieve_delete_and_keys_own_their_responses(parley):
         with pytest.raises(openai.NotFoundError) as err:
             call()
         assert err.value.body == {**missing, "param": "response_id", "code": None}
-    with pytest.raises(openai.NotFoundError) as err:
+    with pytest.raises(openai.BadRequestError) as err:
         other.responses.create(model="gpt-4o-mini", previous_response_id=res.id, input="theirs")
-    assert err.value.body["param"] == "previous_response_id"
+    assert err.value.body == {
+        "message": f"Previous response with id '{res.id}' not found.",
+        "type": "invalid_request_error",
+        "param": "previous_response_id",
+        "code": "previous_response_not_found",
+    }
     assert client.responses.retrieve(res.id).output_text == "echo: mine"  # untouched by the other key
 
     with parley.client() as http:
@@ -345,7 +350,7 @@ def test_retrieve_delete_and_keys_own_their_responses(parley):
         assert http.delete(f"/v1/responses/{res.id}").status_code == 404
         assert http.get(f"/v1/responses/{res.id}").status_code == 404
         assert http.get(f"/v1/responses/{res.id}/input_items").status_code == 404
-    with pytest.raises(openai.NotFoundError):
+    with pytest.raises(openai.BadRequestError):
         client.responses.create(model="gpt-4o-mini", previous_response_id=res.id, input="after delete")
 
 
@@ -449,7 +454,7 @@ def test_store_false_keeps_nothing(parley):
     assert _rows(parley, res.id) == 0
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(res.id)
-    with pytest.raises(openai.NotFoundError):
+    with pytest.raises(openai.BadRequestError):
         client.responses.create(model="gpt-4o-mini", previous_response_id=res.id, input="and then?")
 
 
@@ -504,7 +509,7 @@ def test_missing_input_and_unknown_previous_response(parley):
         r = http.post("/v1/responses", json={"model": "gpt-4o-mini"})
         assert r.status_code == 400 and r.json()["error"]["param"] == "input"
         r = http.post("/v1/responses", json={"model": "gpt-4o-mini", "input": "x", "previous_response_id": "resp_no"})
-        assert r.status_code == 404
+        assert r.status_code == 400
         assert r.json()["error"]["message"] == "Previous response with id 'resp_no' not found."
         r = http.post("/v1/responses", json={"model": "no-such-model", "input": "x"})
         assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"

@@ -49,10 +49,11 @@ class ResponseTranscript:
             if self.previous_response_id is not None:
                 try:
                     await store.owned(db, self.key_id, self.previous_response_id)
-                except NotFound:
-                    raise NotFound(
+                except NotFound:  # a 400, as OpenAI answers it: the request names what is missing
+                    raise BadRequest(
                         f"Previous response with id '{self.previous_response_id}' not found.",
                         param="previous_response_id",
+                        code="previous_response_not_found",
                     ) from None
                 self._context = await store.chain(db, self.previous_response_id)
             self.items = [await self._resolve(db, item) for item in self.items]
