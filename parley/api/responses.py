@@ -43,8 +43,9 @@ def _key(caller: Caller) -> str:
 async def create_response(request: Request, core: CoreDep, caller: ResponsesCaller) -> Response:
     parsed = parse(await json_body(request))
     draft = Draft(parsed.model, parsed.echo)
+    draft.search_results = parsed.search_results
     transcript = ResponseTranscript(
-        core.sessions, _key(caller), draft, parsed.items, parsed.previous_response_id, parsed.store
+        core.sessions, _key(caller), draft, parsed.items, parsed.previous_response_id, parsed.store, parsed.search
     )
     turn = TurnRequest(
         caller=caller,
@@ -54,6 +55,7 @@ async def create_response(request: Request, core: CoreDep, caller: ResponsesCall
         stream=parsed.stream,
         system=parsed.system,
         transcript=transcript,
+        memories=parsed.search,  # file_search: a gateway key may search any memory
     )
     return await run(core, turn, ResponsesEncoder(draft))
 

@@ -34,10 +34,13 @@ class ResponsesEncoder:
 
     def opening(self, references: list[Body]) -> list[bytes]:
         snapshot = self.draft.snapshot("in_progress")
-        return [
+        lines = [
             self._event({"type": "response.created", "response": snapshot}),
             self._event({"type": "response.in_progress", "response": snapshot}),
         ]
+        if search := self.draft.searched(references):  # retrieval ran before the model started
+            lines.append(self._events(search))
+        return lines
 
     def chunk(self, chunk: Body, builder: MessageBuilder) -> bytes | None:
         for choice in chunk.get("choices") or ():

@@ -8,6 +8,7 @@ ids and the same final object.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -45,6 +46,34 @@ def _summary(text: str) -> Body:
     return {"type": "summary_text", "text": text}
 
 
+CITE = re.compile(r"\[(\d+)\]")
+
+
+def citations(text: str, sources: list[Body]) -> list[Body]:
+    """A file citation for each ``[n]`` in the text that names one of the sources."""
+    by_number = {s["index"]: s for s in sources}
+    out = []
+    for match in CITE.finditer(text):
+        if (source := by_number.get(int(match.group(1)))) is not None:
+            name = source.get("content_key") or source["content_id"]
+            out.append(
+                {"type": "file_citation", "file_id": source["content_id"], "filename": name, "index": match.start()}
+            )
+    return out
+
+
+def search_result(source: Body) -> Body:
+    """A retrieved memory chunk as a file_search result: the content is the file."""
+    attrs = source.get("content_attrs") or {}
+    return {
+        "attributes": {k: v for k, v in attrs.items() if isinstance(v, str | int | float | bool)},
+        "file_id": source["content_id"],
+        "filename": source.get("content_key") or source["content_id"],
+        "score": source["similarity"],
+        "text": source["content"],
+    }
+
+
 class Output:
     """A response's output items in output order.
 
@@ -63,6 +92,32 @@ class Output:
         self._message: int | None = None
         self._parts: dict[int, dict[str, int]] = {}  # message index → part type → content index
         self._calls: dict[int, int] = {}  # the upstream's tool call index → output index
+        self.sources: list[Body] = []  # what ``[n]`` citations in the text refer to (file_search)
+
+    def search(self, query: str, sources: list[Body], with_results: bool) -> list[Body]:
+        """The file_search_call item for the memory search made before the model ran, and its
+        events (it is over by the time the model starts)."""
+        self.sources = sources
+        results = [search_result(s) for s in sources] if with_results else None
+        item: Body = {
+            "id": new_id("fs"),
+            "type": "file_search_call",
+            "status": "in_progress",
+            "queries": [query],
+            "results": None,
+        }
+        self.items.append(item)
+        index = len(self.items) - 1
+        where = {"item_id": item["id"], "output_index": index}
+        events = [
+            {"type": "response.output_item.added", "output_index": index, "item": _copy(item)},
+            {"type": "response.file_search_call.in_progress", **where},
+            {"type": "response.file_search_call.searching", **where},
+            {"type": "response.file_search_call.completed", **where},
+        ]
+        item.update(status="completed", results=results)
+        events.append({"type": "response.output_item.done", "output_index": index, "item": _copy(item)})
+        return events
 
     # -- whole -------------------------------------------------------------------------
 
@@ -73,7 +128,7 @@ class Output:
         content, refusal, calls = message.get("content"), message.get("refusal"), message.get("tool_calls") or []
         parts: list[Body] = []
         if content or (not calls and not refusal):
-            parts.append(_text_part(content or ""))
+            parts.append({**_text_part(content or ""), "annotations": citations(content or "", self.sources)})
         if refusal:
             parts.append({"type": "refusal", "refusal": refusal})
         if parts:
@@ -267,6 +322,10 @@ class Output:
             for content_index, part in enumerate(item["content"]):
                 at = {**where, "content_index": content_index}
                 if part["type"] == "output_text":
+                    part["annotations"] = citations(part["text"], self.sources)
+                    for n, annotation in enumerate(part["annotations"]):
+                        added = {"type": "response.output_text.annotation.added", **at, "annotation_index": n}
+                        events.append({**added, "annotation": annotation})
                     events.append({"type": "response.output_text.done", **at, "text": part["text"], "logprobs": []})
                 else:
                     events.append({"type": "response.refusal.done", **at, "refusal": part["refusal"]})
@@ -309,6 +368,16 @@ class Draft:
         self.output = Output()
         self.final: Body | None = None
         self.closing_events: list[Body] = []  # the done events finishing a stream made
+        self.search_query: str | None = None  # set when file_search retrieval runs for this turn
+        self.search_results = False  # the file_search_call item lists its results
+        self._searched = False
+
+    def searched(self, sources: list[Body]) -> list[Body]:
+        """The file_search_call item, once, if a search ran; its events."""
+        if self.search_query is None or self._searched:
+            return []
+        self._searched = True
+        return self.output.search(self.search_query, sources, self.search_results)
 
     def snapshot(self, status: str, **fields: Any) -> Body:
         body: Body = {
@@ -339,6 +408,7 @@ class Draft:
         if self.output.streamed:
             self.closing_events = self.output.close(item_status)
         else:
+            self.searched(reply.references)
             self.output.whole(reply.message, item_status)
         self.model = reply.model
         extra: Body = {"completed_at": int(time.time())} if status == "completed" else {}

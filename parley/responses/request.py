@@ -23,6 +23,8 @@ Body = dict[str, Any]
 Strict = ConfigDict(extra="forbid", strict=True)
 NAME = re.compile(r"^[A-Za-z0-9_\-.]{1,64}$")
 MAX_ITEM_ID = 255
+INCLUDABLE = ("file_search_call.results",)
+FILTER_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin")
 
 
 class Reasoning(BaseModel):
@@ -88,6 +90,8 @@ class Parsed:
     system: list[Body]  # the instructions, as a system message
     params: Body  # the chat request's other fields
     echo: Body = field(default_factory=dict)  # what the response object repeats of the request
+    search: Body | None = None  # file_search: Parley memories to retrieve from, as the turn takes them
+    search_results: bool = False  # include "file_search_call.results"
 
 
 def _unsupported(message: str, param: str) -> BadRequest:
@@ -119,7 +123,8 @@ def _refuse_unsupported(req: ResponsesRequest) -> None:
     if req.top_logprobs:
         raise _unsupported("Parley does not return log probabilities ('top_logprobs').", "top_logprobs")
     for i, value in enumerate(req.include or ()):
-        raise _unsupported(f"Parley does not support the include value '{value}'.", f"include[{i}]")
+        if value not in INCLUDABLE:
+            raise _unsupported(f"Parley does not support the include value '{value}'.", f"include[{i}]")
     if req.metadata is not None:
         if len(req.metadata) > 16:
             raise _invalid("'metadata' can have at most 16 keys.", "metadata")
@@ -134,9 +139,61 @@ def _check_keys(obj: Body, allowed: set[str], where: str) -> None:
             raise BadRequest(f"Unknown parameter: '{where}.{key}'.", param=f"{where}.{key}", code="unknown_parameter")
 
 
-def _function_tools(raw: list[Any]) -> tuple[list[Body], list[Body]]:
-    """(chat tools, the tools as the response object lists them)."""
+def _filter(raw: Any, where: str) -> Body:
+    """A file_search filter as Parley's attribute filter (``$eq``, ``$and``…)."""
+    if not isinstance(raw, dict):
+        raise _invalid(f"Invalid value for '{where}': expected a filter object.", where)
+    kind = raw.get("type")
+    if kind in ("and", "or"):
+        _check_keys(raw, {"type", "filters"}, where)
+        parts = raw.get("filters")
+        if not isinstance(parts, list) or not parts:
+            raise _invalid(f"Invalid value for '{where}.filters': expected a non-empty list.", f"{where}.filters")
+        return {f"${kind}": [_filter(p, f"{where}.filters[{j}]") for j, p in enumerate(parts)]}
+    if kind in FILTER_OPS:
+        _check_keys(raw, {"type", "key", "value"}, where)
+        key = _text(raw, "key", where)
+        if "value" not in raw:
+            raise _missing(f"{where}.value")
+        return {key: {f"${kind}": raw["value"]}}
+    raise _invalid(f"Invalid value for '{where}.type': use {', '.join(FILTER_OPS)}, 'and' or 'or'.", f"{where}.type")
+
+
+def _file_search(tool: Body, where: str) -> Body:
+    """The memory retrieval a file_search tool asks for: its vector stores are Parley memories."""
+    _check_keys(tool, {"type", "vector_store_ids", "max_num_results", "filters", "ranking_options"}, where)
+    ids = tool.get("vector_store_ids")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        raise _invalid(
+            f"Invalid value for '{where}.vector_store_ids': expected a list of memory ids.", f"{where}.vector_store_ids"
+        )
+    limit = tool.get("max_num_results")
+    if limit is None:
+        limit = 10
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 50:
+        raise _invalid(f"Invalid value for '{where}.max_num_results': use 1 to 50.", f"{where}.max_num_results")
+    ranking = tool.get("ranking_options") or {}
+    if not isinstance(ranking, dict):
+        raise _invalid(f"Invalid value for '{where}.ranking_options': expected an object.", f"{where}.ranking_options")
+    _check_keys(ranking, {"ranker", "score_threshold"}, f"{where}.ranking_options")
+    threshold = ranking.get("score_threshold")
+    if threshold is None:
+        threshold = 0.5  # Parley's calibrated "relevant" line (similarity is calibrated per model)
+    if not isinstance(threshold, int | float) or isinstance(threshold, bool) or not 0 <= threshold <= 1:
+        raise _invalid(
+            f"Invalid value for '{where}.ranking_options.score_threshold': use 0 to 1.",
+            f"{where}.ranking_options.score_threshold",
+        )
+    search: Body = {"collections": ids, "limit": limit, "min_similarity": float(threshold)}
+    if tool.get("filters") is not None:
+        search["content_filter"] = {"attrs": _filter(tool["filters"], f"{where}.filters")}  # a content's attrs
+    return search
+
+
+def _tools(raw: list[Any]) -> tuple[list[Body], list[Body], Body | None]:
+    """(chat tools, the tools as the response object lists them, the file_search retrieval)."""
     chat, echo = [], []
+    search: Body | None = None
     for i, tool in enumerate(raw):
         where = f"tools[{i}]"
         if not isinstance(tool, dict):
@@ -144,9 +201,23 @@ def _function_tools(raw: list[Any]) -> tuple[list[Body], list[Body]]:
         kind = tool.get("type")
         if kind is None:
             raise _missing(f"{where}.type")
+        if kind == "file_search":
+            if search is not None:
+                raise _invalid("Only one 'file_search' tool can be given.", where)
+            search = _file_search(tool, where)
+            echo.append(
+                {
+                    "type": "file_search",
+                    "vector_store_ids": search["collections"],
+                    "filters": tool.get("filters"),
+                    "max_num_results": search["limit"],
+                    "ranking_options": {"ranker": "auto", "score_threshold": search["min_similarity"]},
+                }
+            )
+            continue
         if kind != "function":
             raise BadRequest(
-                f"Parley does not support the '{kind}' tool: only tools of type 'function' can be used.",
+                f"Parley does not support the '{kind}' tool: only 'function' and 'file_search' tools can be used.",
                 param=f"{where}.type",
                 code="unsupported_value",
             )
@@ -174,10 +245,10 @@ def _function_tools(raw: list[Any]) -> tuple[list[Body], list[Body]]:
         echo.append(
             {"type": "function", "name": name, "description": description, "parameters": parameters, "strict": strict}
         )
-    return chat, echo
+    return chat, echo, search
 
 
-def _tool_choice(choice: str | Body | None, names: set[str]) -> Any:
+def _tool_choice(choice: str | Body | None, names: set[str], searching: bool) -> Any:
     """The chat ``tool_choice`` for a Responses one (None: leave it out)."""
     if choice is None:
         return None
@@ -188,9 +259,12 @@ def _tool_choice(choice: str | Body | None, names: set[str]) -> Any:
             )
         return choice
     kind = choice.get("type")
+    if kind == "file_search" and searching:  # Parley searches before the model whenever the tool is given
+        _check_keys(choice, {"type"}, "tool_choice")
+        return None
     if kind != "function":
         raise BadRequest(
-            f"Parley does not support tool_choice of type '{kind}': only 'function' tools can be chosen.",
+            f"Parley does not support tool_choice of type '{kind}': choose a 'function' or 'file_search' tool.",
             param="tool_choice.type",
             code="unsupported_value",
         )
@@ -395,6 +469,15 @@ def _item(item: Any, where: str) -> Body:
         if not isinstance(summary, list):
             raise _invalid(f"Invalid value for '{where}.summary': expected a list.", f"{where}.summary")
         return {"id": _item_id(item, "rs", where), "type": "reasoning", "summary": summary}
+    if kind == "file_search_call":
+        # A search made for an earlier turn (clients resend their history): kept, not sent on.
+        return {
+            "id": _item_id(item, "fs", where),
+            "type": "file_search_call",
+            "status": item.get("status") or "completed",
+            "queries": item.get("queries") or [],
+            "results": item.get("results"),
+        }
     if kind == "item_reference":
         return {"type": "item_reference", "id": _text(item, "id", where)}
     if kind is None:
@@ -417,8 +500,9 @@ def parse(raw: Any) -> Parsed:
                 raise BadRequest(f"Unknown parameter: '{key}'.", param=key, code="unknown_parameter")
     req = validate(ResponsesRequest, raw)
     _refuse_unsupported(req)
-    chat_tools, echo_tools = _function_tools(req.tools or [])
-    choice = _tool_choice(req.tool_choice, {t["name"] for t in echo_tools})
+    chat_tools, echo_tools, search = _tools(req.tools or [])
+    names = {t["name"] for t in echo_tools if t["type"] == "function"}
+    choice = _tool_choice(req.tool_choice, names, search is not None)
     text = req.text or TextConfig()
     fmt = _response_format(text.format)
     effort = req.reasoning.effort if req.reasoning else None
@@ -436,7 +520,7 @@ def parse(raw: Any) -> Parsed:
         params["tools"] = chat_tools
         if req.parallel_tool_calls is not None:  # chat APIs refuse it without tools
             params["parallel_tool_calls"] = req.parallel_tool_calls
-    if choice == "required" and not chat_tools:
+    if choice == "required" and not chat_tools and search is None:
         raise _invalid("Tool choice 'required' must be specified with the 'tools' parameter.", "tool_choice")
     if choice is not None and chat_tools:  # chat APIs refuse a tool_choice without tools
         params["tool_choice"] = choice
@@ -481,6 +565,8 @@ def parse(raw: Any) -> Parsed:
         system=system,
         params=params,
         echo=echo,
+        search=search,
+        search_results="file_search_call.results" in (req.include or ()),
     )
 
 
@@ -511,7 +597,8 @@ def _assistant_text(parts: list[Body]) -> str | None:
 
 def to_chat(items: list[Body], check: bool = True) -> list[Body]:
     """Normalized items as chat messages: a function call joins the assistant message before it
-    (as chat puts a turn's calls in one message), reasoning items are not sent on. With
+    (as chat puts a turn's calls in one message); reasoning items and earlier searches are not
+    sent on. With
     ``check``, calls and their outputs must pair up as chat upstreams require."""
     out: list[Body] = []
     for item in items:

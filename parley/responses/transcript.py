@@ -20,6 +20,8 @@ from parley.errors import BadRequest, NotFound
 from parley.responses import store
 from parley.responses.output import Draft
 from parley.responses.request import to_chat
+from parley.storage.models import Memory
+from parley.tokens import content_text
 
 Body = dict[str, Any]
 
@@ -32,6 +34,7 @@ class ResponseTranscript:
     items: list[Body]  # the request's new input items, normalized
     previous_response_id: str | None
     store: bool
+    search: Body | None = None  # file_search: the memories the turn retrieves from
     key: Hashable = field(init=False)
     _context: list[Body] = field(init=False, default_factory=list)
 
@@ -57,10 +60,17 @@ class ResponseTranscript:
                     ) from None
                 self._context = await store.chain(db, self.previous_response_id)
             self.items = [await self._resolve(db, item) for item in self.items]
+            if self.search is not None:
+                await _check_memories(db, self.search["collections"])
         fresh = to_chat(self.items, check=False)  # only what this request adds
         history = to_chat(self._context + self.items)
         if not history or history[-1]["role"] == "assistant":
             raise BadRequest("The input adds nothing for the model to answer.", param="input")
+        if self.search is not None:
+            # The turn searches for the newest user text this request adds (none: no search).
+            self.draft.search_query = next(
+                (content_text(m["content"], " ") or None for m in reversed(fresh) if m["role"] == "user"), None
+            )
         return history, fresh
 
     async def _resolve(self, db: AsyncSession, item: Body) -> Body:
@@ -81,3 +91,11 @@ class ResponseTranscript:
             return
         async with self.sessions() as db:
             await store.save(db, self.key_id, body, self.previous_response_id, self.items, self._context)
+
+
+async def _check_memories(db: AsyncSession, memory_ids: list[str]) -> None:
+    """file_search's vector stores are Parley memories: each named one must exist and be on."""
+    for memory_id in memory_ids:
+        memory = await db.get(Memory, memory_id)
+        if memory is None or memory.status != "enabled":
+            raise BadRequest(f"Vector store with id '{memory_id}' not found.", param="tools")
