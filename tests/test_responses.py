@@ -103,6 +103,57 @@ def test_create_plain_relays_to_upstream_and_is_stored(parley):
     assert items.data[0].id.startswith("msg_")
 
 
+def test_input_items_translate_to_chat_messages(parley):
+    client = sdk(parley)
+    image = "data:image/png;base64,iVBORw0KGgo="
+    pdf = "data:application/pdf;base64,JVBERi0xLjQ="
+    res = client.responses.create(
+        model="gpt-4o-mini",
+        input=[
+            {"role": "developer", "content": "Answer in French."},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]},
+            {
+                "type": "message",
+                "role": "assistant",
+                "id": "msg_earlier",
+                "status": "completed",
+                "content": [{"type": "output_text", "text": "Bonjour", "annotations": []}],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "What is this?"},
+                    {"type": "input_image", "image_url": image, "detail": "high"},
+                    {"type": "input_file", "file_data": pdf, "filename": "a.pdf"},
+                ],
+            },
+        ],
+    )
+    assert res.output_text == "echo: What is this?"
+    assert parley.upstream.rec.last()["messages"] == [
+        {"role": "system", "content": "Answer in French."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Bonjour"},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": image, "detail": "high"}},
+                {"type": "file", "file": {"file_data": pdf, "filename": "a.pdf"}},
+            ],
+        },
+    ]
+    items = client.responses.input_items.list(res.id, order="asc").data
+    assert [(i.type, i.role) for i in items] == [
+        ("message", "developer"),
+        ("message", "user"),
+        ("message", "assistant"),
+        ("message", "user"),
+    ]
+    assert items[2].id == "msg_earlier"  # the client's own ids are kept
+    assert items[3].content[1].type == "input_image" and items[3].content[1].image_url == image
+
+
 def test_stream_helper_sends_the_event_sequence_and_stores_the_response(parley):
     client = sdk(parley)
     with client.responses.stream(model="gpt-4o-mini", input="one two three") as stream:

@@ -368,7 +368,9 @@ def _assistant_part(part: Any, where: str) -> Body:
         raise _invalid(f"Invalid value for '{where}': expected an object.", where)
     kind = part.get("type")
     if kind in ("output_text", "input_text"):
-        return {"type": "output_text", "annotations": [], "logprobs": [], "text": _text(part, "text", where)}
+        notes = part.get("annotations")
+        notes = notes if isinstance(notes, list) else []  # kept for the record (file citations…)
+        return {"type": "output_text", "annotations": notes, "logprobs": [], "text": _text(part, "text", where)}
     if kind == "refusal":
         return {"type": "refusal", "refusal": _text(part, "refusal", where)}
     raise _invalid(
