@@ -449,6 +449,28 @@ def test_deleting_a_response_others_continue_from_keeps_their_context(parley):
     assert _rows(parley, a.id, b.id, c.id) == 0  # nothing continues from them any more: gone
 
 
+def test_a_response_whose_parent_goes_while_it_runs_is_kept_whole(parley):
+    """Deleting the response a running continuation started from: when the continuation is
+    stored, its parent may be gone; it then keeps the parent's items as its own input."""
+    client = sdk(parley)
+    a = client.responses.create(model="gpt-4o-mini", input="first")
+    a_items = [i.id for i in client.responses.input_items.list(a.id, order="asc").data] + [a.output[0].id]
+    stream = client.responses.create(model="slow-stream", previous_response_id=a.id, input="slowly", stream=True)
+    events = iter(stream)
+    b = next(events).response
+    assert b.status == "in_progress"
+    client.responses.delete(a.id)
+    if _get(parley, b.id) is None:  # b is not stored yet: nothing continues from a, so a is gone
+        assert _rows(parley, a.id) == 0
+    rest = list(events)
+    assert rest[-1].type == "response.completed"
+    b_items = [i.id for i in client.responses.input_items.list(b.id, order="asc").data]
+    assert b_items[: len(a_items)] == a_items and len(b_items) == len(a_items) + 1
+    c = client.responses.create(model="gpt-4o-mini", previous_response_id=b.id, input="third")
+    assert [m["content"] for m in parley.upstream.rec.last()["messages"]][:3] == ["first", "echo: first", "slowly"]
+    assert c.output_text == "echo: third"
+
+
 def test_input_items_are_paginated_as_openai_pages_lists(parley):
     client = sdk(parley)
     res = client.responses.create(
