@@ -48,6 +48,22 @@ class ResponseTranscript:
         yield
 
     async def begin(self) -> tuple[list[Body], list[Body]]:
+        references = any(item["type"] == "item_reference" for item in self.items)
+        if self.previous_response_id is not None or references or self.search is not None:
+            await self._read()
+        fresh = to_chat(self.items, check=False)  # only what this request adds
+        history = to_chat(self._context + self.items)
+        if not history or history[-1]["role"] == "assistant":
+            raise BadRequest("The input adds nothing for the model to answer.", param="input")
+        if self.search is not None:
+            # The turn searches for the newest user text this request adds (none: no search).
+            self.draft.search_query = next(
+                (content_text(m["content"], " ") or None for m in reversed(fresh) if m["role"] == "user"), None
+            )
+        return history, fresh
+
+    async def _read(self) -> None:
+        """What this turn needs from the database: the chain, referenced items, memories."""
         async with self.sessions() as db:
             if self.previous_response_id is not None:
                 try:
@@ -62,16 +78,6 @@ class ResponseTranscript:
             self.items = [await self._resolve(db, item) for item in self.items]
             if self.search is not None:
                 await _check_memories(db, self.search["collections"])
-        fresh = to_chat(self.items, check=False)  # only what this request adds
-        history = to_chat(self._context + self.items)
-        if not history or history[-1]["role"] == "assistant":
-            raise BadRequest("The input adds nothing for the model to answer.", param="input")
-        if self.search is not None:
-            # The turn searches for the newest user text this request adds (none: no search).
-            self.draft.search_query = next(
-                (content_text(m["content"], " ") or None for m in reversed(fresh) if m["role"] == "user"), None
-            )
-        return history, fresh
 
     async def _resolve(self, db: AsyncSession, item: Body) -> Body:
         if item["type"] != "item_reference":
