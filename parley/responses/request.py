@@ -1,9 +1,6 @@
-"""A Responses request: validated, then translated into the chat form every provider takes.
-
-Input items are normalized to the shapes OpenAI lists them in (every item with an id and a
-status, message content as parts), so they can be stored and listed as they are and turned
-into chat messages later, once ``previous_response_id`` and item references are resolved.
-Everything Parley cannot honour is refused with a 400 that names it, never dropped quietly.
+"""A Responses request: validated, then translated into the chat form every provider takes
+(tools, tool choice, text format, sampling; the input items: items.py). Everything Parley
+cannot honour is refused with a 400 that names it, never dropped quietly.
 """
 
 from __future__ import annotations
@@ -16,13 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from parley.api.common import validate
 from parley.errors import BadRequest
-from parley.responses.ids import new_id
+from parley.responses.checks import check_keys, invalid, missing, text_field, unsupported
+from parley.responses.items import input_items
 
 Body = dict[str, Any]
 
 Strict = ConfigDict(extra="forbid", strict=True)
 NAME = re.compile(r"^[A-Za-z0-9_\-.]{1,64}$")
-MAX_ITEM_ID = 255
 INCLUDABLE = ("file_search_call.results",)
 FILTER_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin")
 
@@ -94,93 +91,75 @@ class Parsed:
     search_results: bool = False  # include "file_search_call.results"
 
 
-def _unsupported(message: str, param: str) -> BadRequest:
-    return BadRequest(message, param=param, code="unsupported_parameter")
-
-
-def _invalid(message: str, param: str) -> BadRequest:
-    return BadRequest(message, param=param, code="invalid_value")
-
-
-def _missing(param: str) -> BadRequest:
-    return BadRequest(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
-
-
 def _refuse_unsupported(req: ResponsesRequest) -> None:
     if req.background:
-        raise _unsupported("Parley does not run responses in the background: leave 'background' unset.", "background")
+        raise unsupported("Parley does not run responses in the background: leave 'background' unset.", "background")
     if req.conversation is not None:
-        raise _unsupported(
+        raise unsupported(
             "Parley does not support 'conversation': continue from a response with 'previous_response_id'.",
             "conversation",
         )
     if req.prompt is not None:
-        raise _unsupported("Parley does not support stored prompt templates ('prompt').", "prompt")
+        raise unsupported("Parley does not support stored prompt templates ('prompt').", "prompt")
     if req.context_management:
-        raise _unsupported("Parley does not support 'context_management'.", "context_management")
+        raise unsupported("Parley does not support 'context_management'.", "context_management")
     if req.truncation == "auto":
-        raise _unsupported("Parley does not truncate input: 'truncation' can only be 'disabled'.", "truncation")
+        raise unsupported("Parley does not truncate input: 'truncation' can only be 'disabled'.", "truncation")
     if req.top_logprobs:
-        raise _unsupported("Parley does not return log probabilities ('top_logprobs').", "top_logprobs")
+        raise unsupported("Parley does not return log probabilities ('top_logprobs').", "top_logprobs")
     for i, value in enumerate(req.include or ()):
         if value not in INCLUDABLE:
-            raise _unsupported(f"Parley does not support the include value '{value}'.", f"include[{i}]")
+            raise unsupported(f"Parley does not support the include value '{value}'.", f"include[{i}]")
     if req.metadata is not None:
         if len(req.metadata) > 16:
-            raise _invalid("'metadata' can have at most 16 keys.", "metadata")
+            raise invalid("'metadata' can have at most 16 keys.", "metadata")
         for k, v in req.metadata.items():
             if len(k) > 64 or len(v) > 512:
-                raise _invalid("'metadata' keys are at most 64 characters and values at most 512.", "metadata")
-
-
-def _check_keys(obj: Body, allowed: set[str], where: str) -> None:
-    for key in obj:
-        if key not in allowed:
-            raise BadRequest(f"Unknown parameter: '{where}.{key}'.", param=f"{where}.{key}", code="unknown_parameter")
+                raise invalid("'metadata' keys are at most 64 characters and values at most 512.", "metadata")
 
 
 def _filter(raw: Any, where: str) -> Body:
     """A file_search filter as Parley's attribute filter (``$eq``, ``$and``…)."""
     if not isinstance(raw, dict):
-        raise _invalid(f"Invalid value for '{where}': expected a filter object.", where)
+        raise invalid(f"Invalid value for '{where}': expected a filter object.", where)
     kind = raw.get("type")
     if kind in ("and", "or"):
-        _check_keys(raw, {"type", "filters"}, where)
+        check_keys(raw, {"type", "filters"}, where)
         parts = raw.get("filters")
         if not isinstance(parts, list) or not parts:
-            raise _invalid(f"Invalid value for '{where}.filters': expected a non-empty list.", f"{where}.filters")
+            raise invalid(f"Invalid value for '{where}.filters': expected a non-empty list.", f"{where}.filters")
         return {f"${kind}": [_filter(p, f"{where}.filters[{j}]") for j, p in enumerate(parts)]}
     if kind in FILTER_OPS:
-        _check_keys(raw, {"type", "key", "value"}, where)
-        key = _text(raw, "key", where)
+        check_keys(raw, {"type", "key", "value"}, where)
+        key = text_field(raw, "key", where)
         if "value" not in raw:
-            raise _missing(f"{where}.value")
+            raise missing(f"{where}.value")
         return {key: {f"${kind}": raw["value"]}}
-    raise _invalid(f"Invalid value for '{where}.type': use {', '.join(FILTER_OPS)}, 'and' or 'or'.", f"{where}.type")
+    raise invalid(f"Invalid value for '{where}.type': use {', '.join(FILTER_OPS)}, 'and' or 'or'.", f"{where}.type")
 
 
 def _file_search(tool: Body, where: str) -> Body:
     """The memory retrieval a file_search tool asks for: its vector stores are Parley memories."""
-    _check_keys(tool, {"type", "vector_store_ids", "max_num_results", "filters", "ranking_options"}, where)
+    check_keys(tool, {"type", "vector_store_ids", "max_num_results", "filters", "ranking_options"}, where)
     ids = tool.get("vector_store_ids")
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
-        raise _invalid(
+        raise invalid(
             f"Invalid value for '{where}.vector_store_ids': expected a list of memory ids.", f"{where}.vector_store_ids"
         )
     limit = tool.get("max_num_results")
     if limit is None:
         limit = 10
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 50:
-        raise _invalid(f"Invalid value for '{where}.max_num_results': use 1 to 50.", f"{where}.max_num_results")
+        raise invalid(f"Invalid value for '{where}.max_num_results': use 1 to 50.", f"{where}.max_num_results")
     ranking = tool.get("ranking_options") or {}
     if not isinstance(ranking, dict):
-        raise _invalid(f"Invalid value for '{where}.ranking_options': expected an object.", f"{where}.ranking_options")
-    _check_keys(ranking, {"ranker", "score_threshold"}, f"{where}.ranking_options")
+        raise invalid(f"Invalid value for '{where}.ranking_options': expected an object.", f"{where}.ranking_options")
+    check_keys(ranking, {"ranker", "score_threshold"}, f"{where}.ranking_options")
     threshold = ranking.get("score_threshold")
     if threshold is None:
         threshold = 0.5  # Parley's calibrated "relevant" line (similarity is calibrated per model)
     if not isinstance(threshold, int | float) or isinstance(threshold, bool) or not 0 <= threshold <= 1:
-        raise _invalid(
+        raise invalid(
             f"Invalid value for '{where}.ranking_options.score_threshold': use 0 to 1.",
             f"{where}.ranking_options.score_threshold",
         )
@@ -197,13 +176,13 @@ def _tools(raw: list[Any]) -> tuple[list[Body], list[Body], Body | None]:
     for i, tool in enumerate(raw):
         where = f"tools[{i}]"
         if not isinstance(tool, dict):
-            raise _invalid(f"Invalid value for '{where}': expected an object.", where)
+            raise invalid(f"Invalid value for '{where}': expected an object.", where)
         kind = tool.get("type")
         if kind is None:
-            raise _missing(f"{where}.type")
+            raise missing(f"{where}.type")
         if kind == "file_search":
             if search is not None:
-                raise _invalid("Only one 'file_search' tool can be given.", where)
+                raise invalid("Only one 'file_search' tool can be given.", where)
             search = _file_search(tool, where)
             echo.append(
                 {
@@ -221,19 +200,19 @@ def _tools(raw: list[Any]) -> tuple[list[Body], list[Body], Body | None]:
                 param=f"{where}.type",
                 code="unsupported_value",
             )
-        _check_keys(tool, {"type", "name", "description", "parameters", "strict"}, where)
+        check_keys(tool, {"type", "name", "description", "parameters", "strict"}, where)
         name = tool.get("name")
         if name is None:
-            raise _missing(f"{where}.name")
+            raise missing(f"{where}.name")
         if not isinstance(name, str) or not NAME.match(name):
-            raise _invalid(f"Invalid '{where}.name': use 1 to 64 letters, digits, '_', '-' or '.'.", f"{where}.name")
+            raise invalid(f"Invalid '{where}.name': use 1 to 64 letters, digits, '_', '-' or '.'.", f"{where}.name")
         description, parameters, strict = tool.get("description"), tool.get("parameters"), tool.get("strict")
         if description is not None and not isinstance(description, str):
-            raise _invalid(f"Invalid value for '{where}.description': expected a string.", f"{where}.description")
+            raise invalid(f"Invalid value for '{where}.description': expected a string.", f"{where}.description")
         if parameters is not None and not isinstance(parameters, dict):
-            raise _invalid(f"Invalid value for '{where}.parameters': expected a JSON schema.", f"{where}.parameters")
+            raise invalid(f"Invalid value for '{where}.parameters': expected a JSON schema.", f"{where}.parameters")
         if strict is not None and not isinstance(strict, bool):
-            raise _invalid(f"Invalid value for '{where}.strict': expected a boolean.", f"{where}.strict")
+            raise invalid(f"Invalid value for '{where}.strict': expected a boolean.", f"{where}.strict")
         function: Body = {"name": name}
         if description is not None:
             function["description"] = description
@@ -254,13 +233,13 @@ def _tool_choice(choice: str | Body | None, names: set[str], searching: bool) ->
         return None
     if isinstance(choice, str):
         if choice not in ("none", "auto", "required"):
-            raise _invalid(
+            raise invalid(
                 "Invalid value for 'tool_choice': use 'none', 'auto', 'required' or a function.", "tool_choice"
             )
         return choice
     kind = choice.get("type")
     if kind == "file_search" and searching:  # Parley searches before the model whenever the tool is given
-        _check_keys(choice, {"type"}, "tool_choice")
+        check_keys(choice, {"type"}, "tool_choice")
         return None
     if kind != "function":
         raise BadRequest(
@@ -268,12 +247,12 @@ def _tool_choice(choice: str | Body | None, names: set[str], searching: bool) ->
             param="tool_choice.type",
             code="unsupported_value",
         )
-    _check_keys(choice, {"type", "name"}, "tool_choice")
+    check_keys(choice, {"type", "name"}, "tool_choice")
     name = choice.get("name")
     if not isinstance(name, str):
-        raise _missing("tool_choice.name")
+        raise missing("tool_choice.name")
     if name not in names:
-        raise _invalid(f"Tool choice '{name}' is not among the tools given in 'tools'.", "tool_choice.name")
+        raise invalid(f"Tool choice '{name}' is not among the tools given in 'tools'.", "tool_choice.name")
     return {"type": "function", "function": {"name": name}}
 
 
@@ -282,25 +261,25 @@ def _response_format(fmt: Body | None) -> Body | None:
         return None
     kind = fmt.get("type")
     if kind == "text":
-        _check_keys(fmt, {"type"}, "text.format")
+        check_keys(fmt, {"type"}, "text.format")
         return None
     if kind == "json_object":
-        _check_keys(fmt, {"type"}, "text.format")
+        check_keys(fmt, {"type"}, "text.format")
         return {"type": "json_object"}
     if kind == "json_schema":
-        _check_keys(fmt, {"type", "name", "schema", "description", "strict"}, "text.format")
+        check_keys(fmt, {"type", "name", "schema", "description", "strict"}, "text.format")
         name, schema = fmt.get("name"), fmt.get("schema")
         if name is None:
-            raise _missing("text.format.name")
+            raise missing("text.format.name")
         if not isinstance(name, str) or not NAME.match(name):
-            raise _invalid(
+            raise invalid(
                 "Invalid 'text.format.name': use 1 to 64 letters, digits, '_', '-' or '.'.", "text.format.name"
             )
         if not isinstance(schema, dict):
             raise (
-                _missing("text.format.schema")
+                missing("text.format.schema")
                 if schema is None
-                else _invalid("Invalid value for 'text.format.schema': expected a JSON schema.", "text.format.schema")
+                else invalid("Invalid value for 'text.format.schema': expected a JSON schema.", "text.format.schema")
             )
         spec: Body = {"name": name, "schema": schema}
         for key in ("description", "strict"):
@@ -308,191 +287,11 @@ def _response_format(fmt: Body | None) -> Body | None:
                 spec[key] = fmt[key]
         return {"type": "json_schema", "json_schema": spec}
     if kind is None:
-        raise _missing("text.format.type")
-    raise _invalid(
+        raise missing("text.format.type")
+    raise invalid(
         f"Invalid value for 'text.format.type': '{kind}' (use 'text', 'json_object' or 'json_schema').",
         "text.format.type",
     )
-
-
-def _item_id(item: Body, prefix: str, where: str) -> str:
-    given = item.get("id")
-    if given is None:
-        return new_id(prefix)
-    if not isinstance(given, str) or not given or len(given) > MAX_ITEM_ID:
-        raise _invalid(f"Invalid value for '{where}.id': expected a string of at most 255 characters.", f"{where}.id")
-    return given
-
-
-def _text(part: Body, key: str, where: str) -> str:
-    value = part.get(key)
-    if not isinstance(value, str):
-        raise (
-            _missing(f"{where}.{key}")
-            if value is None
-            else _invalid(f"Invalid value for '{where}.{key}': expected a string.", f"{where}.{key}")
-        )
-    return value
-
-
-def _input_part(part: Any, where: str) -> Body:
-    """A part of a user, system or developer message."""
-    if not isinstance(part, dict):
-        raise _invalid(f"Invalid value for '{where}': expected an object.", where)
-    kind = part.get("type")
-    if kind == "input_text":
-        return {"type": "input_text", "text": _text(part, "text", where)}
-    if kind == "input_image":
-        if part.get("file_id") is not None:
-            raise _unsupported("Parley has no file storage: send images as 'image_url' (a URL or data URL).", where)
-        url = _text(part, "image_url", where)
-        return {"type": "input_image", "detail": part.get("detail") or "auto", "file_id": None, "image_url": url}
-    if kind == "input_file":
-        if part.get("file_id") is not None or part.get("file_url") is not None:
-            raise _unsupported("Parley has no file storage: send files inline as 'file_data'.", where)
-        out = {"type": "input_file", "file_data": _text(part, "file_data", where)}
-        if isinstance(part.get("filename"), str):
-            out["filename"] = part["filename"]
-        return out
-    if kind is None:
-        raise _missing(f"{where}.type")
-    raise BadRequest(
-        f"Parley does not support content of type '{kind}' in input messages.",
-        param=f"{where}.type",
-        code="unsupported_value",
-    )
-
-
-def _assistant_part(part: Any, where: str) -> Body:
-    if not isinstance(part, dict):
-        raise _invalid(f"Invalid value for '{where}': expected an object.", where)
-    kind = part.get("type")
-    if kind in ("output_text", "input_text"):
-        notes = part.get("annotations")
-        notes = notes if isinstance(notes, list) else []  # kept for the record (file citations…)
-        return {"type": "output_text", "annotations": notes, "logprobs": [], "text": _text(part, "text", where)}
-    if kind == "refusal":
-        return {"type": "refusal", "refusal": _text(part, "refusal", where)}
-    raise _invalid(
-        f"Invalid value for '{where}.type': assistant messages hold 'output_text' or 'refusal' parts.", f"{where}.type"
-    )
-
-
-def _message(item: Body, where: str) -> Body:
-    role = item.get("role")
-    if role not in ("user", "system", "developer", "assistant"):
-        raise _invalid(
-            f"Invalid value for '{where}.role': use 'user', 'assistant', 'system' or 'developer'.", f"{where}.role"
-        )
-    content = item.get("content")
-    if content is None:
-        raise _missing(f"{where}.content")
-    if not isinstance(content, str | list):
-        raise _invalid(
-            f"Invalid value for '{where}.content': expected a string or a list of parts.", f"{where}.content"
-        )
-    if role == "assistant":
-        parts = (
-            [{"type": "output_text", "annotations": [], "logprobs": [], "text": content}]
-            if isinstance(content, str)
-            else [_assistant_part(p, f"{where}.content[{j}]") for j, p in enumerate(content)]
-        )
-        return {
-            "id": _item_id(item, "msg", where),
-            "type": "message",
-            "status": "completed",
-            "content": parts,
-            "role": "assistant",
-        }
-    parts = (
-        [{"type": "input_text", "text": content}]
-        if isinstance(content, str)
-        else [_input_part(p, f"{where}.content[{j}]") for j, p in enumerate(content)]
-    )
-    return {
-        "id": _item_id(item, "msg", where),
-        "type": "message",
-        "role": role,
-        "status": "completed",
-        "content": parts,
-    }
-
-
-def _output_text(output: Any, where: str) -> str | list[Body]:
-    if isinstance(output, str):
-        return output
-    if not isinstance(output, list):
-        raise (
-            _missing(f"{where}.output")
-            if output is None
-            else _invalid(
-                f"Invalid value for '{where}.output': expected a string or a list of parts.", f"{where}.output"
-            )
-        )
-    parts = []
-    for j, part in enumerate(output):
-        p = f"{where}.output[{j}]"
-        if not isinstance(part, dict) or part.get("type") not in ("input_text", "output_text"):
-            raise BadRequest(
-                "Parley passes function call outputs on as text: use a string or 'input_text' parts.",
-                param=p,
-                code="unsupported_value",
-            )
-        parts.append({"type": "input_text", "text": _text(part, "text", p)})
-    return parts
-
-
-def _item(item: Any, where: str) -> Body:
-    if not isinstance(item, dict):
-        raise _invalid(f"Invalid value for '{where}': expected an object.", where)
-    kind = item.get("type")
-    if kind == "message" or (kind is None and "role" in item):
-        return _message(item, where)
-    if kind == "function_call":
-        return {
-            "id": _item_id(item, "fc", where),
-            "type": "function_call",
-            "status": "completed",
-            "arguments": _text(item, "arguments", where),
-            "call_id": _text(item, "call_id", where),
-            "name": _text(item, "name", where),
-        }
-    if kind == "function_call_output":
-        return {
-            "id": _item_id(item, "fco", where),
-            "type": "function_call_output",
-            "status": "completed",
-            "call_id": _text(item, "call_id", where),
-            "output": _output_text(item.get("output"), where),
-        }
-    if kind == "reasoning":
-        # Kept in the record; chat models take no reasoning back, so it is not sent on.
-        summary = item.get("summary") or []
-        if not isinstance(summary, list):
-            raise _invalid(f"Invalid value for '{where}.summary': expected a list.", f"{where}.summary")
-        return {"id": _item_id(item, "rs", where), "type": "reasoning", "summary": summary}
-    if kind == "file_search_call":
-        # A search made for an earlier turn (clients resend their history): kept, not sent on.
-        return {
-            "id": _item_id(item, "fs", where),
-            "type": "file_search_call",
-            "status": item.get("status") or "completed",
-            "queries": item.get("queries") or [],
-            "results": item.get("results"),
-        }
-    if kind == "item_reference":
-        return {"type": "item_reference", "id": _text(item, "id", where)}
-    if kind is None:
-        raise _missing(f"{where}.type")
-    raise BadRequest(
-        f"Parley does not support input items of type '{kind}'.", param=f"{where}.type", code="unsupported_value"
-    )
-
-
-def input_items(raw: str | list[Any]) -> list[Body]:
-    if isinstance(raw, str):
-        return [_message({"role": "user", "content": raw}, "input")]
-    return [_item(item, f"input[{i}]") for i, item in enumerate(raw)]
 
 
 def parse(raw: Any) -> Parsed:
@@ -523,7 +322,7 @@ def parse(raw: Any) -> Parsed:
         if req.parallel_tool_calls is not None:  # chat APIs refuse it without tools
             params["parallel_tool_calls"] = req.parallel_tool_calls
     if choice == "required" and not chat_tools and search is None:
-        raise _invalid("Tool choice 'required' must be specified with the 'tools' parameter.", "tool_choice")
+        raise invalid("Tool choice 'required' must be specified with the 'tools' parameter.", "tool_choice")
     if choice is not None and chat_tools:  # chat APIs refuse a tool_choice without tools
         params["tool_choice"] = choice
     if fmt is not None:
@@ -570,88 +369,3 @@ def parse(raw: Any) -> Parsed:
         search=search,
         search_results="file_search_call.results" in (req.include or ()),
     )
-
-
-def _user_content(parts: list[Body]) -> str | list[Body]:
-    if len(parts) == 1 and parts[0]["type"] == "input_text":
-        return str(parts[0]["text"])
-    out: list[Body] = []
-    for p in parts:
-        if p["type"] == "input_text":
-            out.append({"type": "text", "text": p["text"]})
-        elif p["type"] == "input_image":
-            image: Body = {"url": p["image_url"]}
-            if p.get("detail") and p["detail"] != "auto":
-                image["detail"] = p["detail"]
-            out.append({"type": "image_url", "image_url": image})
-        elif p["type"] == "input_file":
-            out.append({"type": "file", "file": {k: p[k] for k in ("file_data", "filename") if k in p}})
-    return out
-
-
-def _assistant_text(parts: list[Body]) -> str | None:
-    texts = [p["text"] for p in parts if p.get("type") == "output_text"]
-    if texts:
-        return "".join(texts)
-    refusals = [p["refusal"] for p in parts if p.get("type") == "refusal"]
-    return "".join(refusals) if refusals else None
-
-
-def to_chat(items: list[Body], check: bool = True) -> list[Body]:
-    """Normalized items as chat messages: a function call joins the assistant message before it
-    (as chat puts a turn's calls in one message); reasoning items and earlier searches are not
-    sent on. With
-    ``check``, calls and their outputs must pair up as chat upstreams require."""
-    out: list[Body] = []
-    for item in items:
-        kind = item["type"]
-        if kind == "message":
-            role = item["role"]
-            if role == "assistant":
-                text = _assistant_text(item["content"])
-                last = out[-1] if out else None
-                if last and last["role"] == "assistant" and last.get("tool_calls") and last["content"] is None:
-                    last["content"] = text
-                else:
-                    out.append({"role": "assistant", "content": text})
-            elif role in ("system", "developer"):  # every chat upstream knows "system"
-                out.append({"role": "system", "content": "\n\n".join(p.get("text", "") for p in item["content"])})
-            else:
-                out.append({"role": "user", "content": _user_content(item["content"])})
-        elif kind == "function_call":
-            call = {
-                "id": item["call_id"],
-                "type": "function",
-                "function": {"name": item["name"], "arguments": item["arguments"]},
-            }
-            last = out[-1] if out else None
-            if last and last["role"] == "assistant":
-                last.setdefault("tool_calls", []).append(call)
-            else:
-                out.append({"role": "assistant", "content": None, "tool_calls": [call]})
-        elif kind == "function_call_output":
-            output = item["output"]
-            text = output if isinstance(output, str) else "".join(p["text"] for p in output)
-            out.append({"role": "tool", "tool_call_id": item["call_id"], "content": text})
-    if check:
-        _check_pairs(out)
-    return out
-
-
-def _check_pairs(messages: list[Body]) -> None:
-    """Every call answered before the conversation moves on, every output answering a call:
-    chat upstreams refuse anything else, so say which one here."""
-    waiting: list[str] = []
-    for m in messages:
-        if m["role"] == "tool":
-            if m["tool_call_id"] not in waiting:
-                raise BadRequest(
-                    f"No tool call found for function call output with call_id {m['tool_call_id']}.", param="input"
-                )
-            waiting.remove(m["tool_call_id"])
-            continue
-        if waiting:
-            raise BadRequest(f"No tool output found for function call {waiting[0]}.", param="input")
-        waiting = [c["id"] for c in m.get("tool_calls") or ()]
-    if waiting:  # the input ends in calls nobody answered: there is nothing for the model to do
-        raise BadRequest(f"No tool output found for function call {waiting[0]}.", param="input")

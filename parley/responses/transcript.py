@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from parley.chat.turn import Reply
 from parley.errors import BadRequest, NotFound
 from parley.responses import store
+from parley.responses.items import to_chat
 from parley.responses.output import Draft
-from parley.responses.request import to_chat
 from parley.storage.models import Memory
 from parley.tokens import content_text
 
