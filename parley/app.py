@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from parley import __version__, logs
 from parley.api import anthropic, cors, docs, errors, gemini, integration, v1, v8
+from parley.api import responses as responses_api
 from parley.api.limits import BodyLimit
 from parley.api.request_id import RequestId
 from parley.auth.keys import KeyVerifier
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     docs.install(app)
     app.include_router(v1.router)
+    app.include_router(responses_api.router)
     app.include_router(anthropic.router)
     app.include_router(gemini.router)
     app.include_router(integration.router)

@@ -28,6 +28,7 @@ SECRET_KEY = "0lS5lG1l3bJ8dM3sWkq6hGbQ7C9mYy2Q4a8c5vNnQ0E="  # the Fernet key te
 DOUBLE_MODELS = [
     "echo",
     "tools",
+    "one-tool",
     "reasoning",
     "fail-500",
     "fail-400",

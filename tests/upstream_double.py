@@ -42,6 +42,18 @@ def _last_user(body: dict[str, Any]) -> str:
     return ""
 
 
+def _first_tool_call(body: dict[str, Any]) -> tuple[str, str, str] | None:
+    """The one-tool model calls the first tool it is given once per user turn, filling each
+    required string parameter with the user's words: (call id, name, arguments)."""
+    tools = body.get("tools") or []
+    if not tools or (body.get("messages") or [{}])[-1].get("role") != "user":
+        return None
+    fn = tools[0]["function"]
+    params = fn.get("parameters") or {}
+    args = {name: _last_user(body) for name in params.get("required") or []}
+    return f"call_{len(body['messages'])}", fn["name"], orjson.dumps(args).decode()
+
+
 def _chunk(model: str, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
     return {
         "id": "chatcmpl-up",
@@ -170,6 +182,13 @@ def _whole(model: str, body: dict[str, Any], text: str) -> Response:
             ],
         }
         finish = "tool_calls"
+    if model == "one-tool" and (call := _first_tool_call(body)):
+        message = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": call[0], "type": "function", "function": {"name": call[1], "arguments": call[2]}}],
+        }
+        finish = "tool_calls"
     if model == "reasoning":
         message["reasoning_content"] = "thinking about it"
     out: dict[str, Any] = {
@@ -210,6 +229,12 @@ async def _stream(rec: Recorder, model: str, body: dict[str, Any], text: str):  
                         yield _sse(
                             _chunk(model, {"tool_calls": [{"index": i, "function": {"arguments": parts[step]}}]})
                         )
+            yield _sse(_chunk(model, {}, "tool_calls"))
+        elif model == "one-tool" and (call := _first_tool_call(body)):
+            first = {"index": 0, "id": call[0], "type": "function", "function": {"name": call[1], "arguments": ""}}
+            yield _sse(_chunk(model, {"tool_calls": [first]}))
+            for j in range(0, len(call[2]), 5):
+                yield _sse(_chunk(model, {"tool_calls": [{"index": 0, "function": {"arguments": call[2][j : j + 5]}}]}))
             yield _sse(_chunk(model, {}, "tool_calls"))
         elif model == "reasoning":
             for part in ("Let me ", "think."):

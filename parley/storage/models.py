@@ -271,3 +271,40 @@ class MemoryChunk(Base):
     lease_token: Mapped[str | None] = mapped_column(String(40), default=None)
     locked_until: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class StoredResponse(Base):
+    """A Responses API response kept for ``previous_response_id``, retrieval and input items.
+
+    Each row keeps only its own new input and its output (``ResponseItem``); a continuation
+    names its parent, so a chain is read back by walking ``previous_response_id``. A deleted
+    response is hidden at once and its rows go when no later response continues from it (the
+    foreign key refuses the delete while one does, even one being written at that moment).
+    """
+
+    __tablename__ = "responses"
+    __table_args__ = (Index("ix_responses_previous", "previous_response_id"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(40), index=True)  # the gateway key that made it
+    previous_response_id: Mapped[str | None] = mapped_column(ForeignKey("responses.id"), default=None)
+    status: Mapped[str] = mapped_column(String(20))
+    model: Mapped[str] = mapped_column(String(200))
+    body: Mapped[dict[str, Any]] = mapped_column(Json)  # the response object as it was returned
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ResponseItem(Base):
+    """One input or output item of a stored response, in order (inputs first)."""
+
+    __tablename__ = "response_items"
+    __table_args__ = (
+        Index("ix_response_items_order", "response_id", "position", unique=True),
+        Index("ix_response_items_item", "item_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    response_id: Mapped[str] = mapped_column(ForeignKey("responses.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10))  # input | output
+    item_id: Mapped[str] = mapped_column(String(255))
+    item: Mapped[dict[str, Any]] = mapped_column(Json)
