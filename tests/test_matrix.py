@@ -1,4 +1,5 @@
-"""Every wire format reachable from every other: each official SDK (OpenAI, Anthropic, Gemini)
+"""Every wire format reachable from every other: each official SDK (OpenAI chat and Responses,
+Anthropic, Gemini)
 against each kind of upstream (an OpenAI-compatible one, Anthropic, Gemini, the built-in model),
 whole and streamed, plain text and a tool round trip with parallel calls."""
 
@@ -182,7 +183,32 @@ def gemini_tools(stack: Stack, model: str, stream: bool) -> tuple[list[tuple[str
     return [(c.name, dict(c.args or {})) for c in calls], final.text or ""
 
 
+def responses_text(stack: Stack, model: str, stream: bool) -> str:
+    client = openai.OpenAI(base_url=stack.url + "/v1", api_key=stack.key, max_retries=0)
+    if stream:
+        with client.responses.stream(model=model, input="hello") as events:
+            return events.get_final_response().output_text
+    return client.responses.create(model=model, input="hello").output_text
+
+
+def responses_tools(stack: Stack, model: str, stream: bool) -> tuple[list[tuple[str, dict]], str]:
+    client = openai.OpenAI(base_url=stack.url + "/v1", api_key=stack.key, max_retries=0)
+    tools: Any = [{"type": "function", "name": "get_weather", "parameters": WEATHER_SCHEMA, "strict": False}]
+    if stream:
+        with client.responses.stream(model=model, input="weather?", tools=tools) as events:
+            first = events.get_final_response()
+    else:
+        first = client.responses.create(model=model, input="weather?", tools=tools)
+    calls = [item for item in first.output if item.type == "function_call"]
+    outputs: Any = [
+        {"type": "function_call_output", "call_id": c.call_id, "output": f"sunny in {c.name}"} for c in calls
+    ]
+    final = client.responses.create(model=model, previous_response_id=first.id, input=outputs, tools=tools)
+    return [(c.name, json.loads(c.arguments)) for c in calls], final.output_text
+
+
 INGRESS = {
+    "responses": (responses_text, responses_tools),
     "openai": (openai_text, openai_tools),
     "anthropic": (claude_text, claude_tools),
     "gemini": (gemini_text, gemini_tools),
