@@ -1,7 +1,6 @@
 """Every wire format reachable from every other: each official SDK (OpenAI chat and Responses,
-Anthropic, Gemini)
-against each kind of upstream (an OpenAI-compatible one, Anthropic, Gemini, the built-in model),
-whole and streamed, plain text and a tool round trip with parallel calls."""
+Anthropic, Gemini) against each kind of upstream (an OpenAI-compatible one, Anthropic, Gemini,
+the built-in model), whole and streamed, plain text and a tool round trip with parallel calls."""
 
 from __future__ import annotations
 
