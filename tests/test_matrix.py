@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anthropic
+import httpx
 import openai
 import pytest
 from google import genai
@@ -35,13 +36,16 @@ WEATHER_SCHEMA = {"type": "object", "properties": {"location": {"type": "string"
 class Stack:
     url: str
     key: str
+    database_url: str
+    claude: anthropic_double.Recorder
 
 
 @pytest.fixture(scope="module")
 def stack(upstream: Upstream, tmp_path_factory) -> Iterator[Stack]:
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('matrix') / 'parley.db'}"
+    claude_rec = anthropic_double.Recorder()
     with (
-        ThreadedServer(anthropic_double.build(anthropic_double.Recorder())) as claude,
+        ThreadedServer(anthropic_double.build(claude_rec)) as claude,
         ThreadedServer(gemini_double.build(gemini_double.Recorder())) as gem,
     ):
         providers = [
@@ -55,13 +59,15 @@ def stack(upstream: Upstream, tmp_path_factory) -> Iterator[Stack]:
             {"name": "oa-tools", "provider": "up", "upstream_model": "tools"},
             {"name": "an", "provider": "claude", "upstream_model": "claude-text"},
             {"name": "an-tools", "provider": "claude", "upstream_model": "claude-tools"},
+            {"name": "an-think", "provider": "claude", "upstream_model": "claude-thinking"},
             {"name": "ge", "provider": "gem", "upstream_model": "gemini-text"},
             {"name": "ge-tools", "provider": "gem", "upstream_model": "gemini-tools"},
             {"name": "bi", "provider": "builtin"},
         ]
         settings = conftest.test_settings(url, upstream.url, providers=providers, models=models, default_model="oa")
         with ThreadedServer(create_app(settings)) as server:
-            yield Stack(server.url, cli_json(url, "keys", "create", "--name", "matrix", "--json")["key"])
+            key = cli_json(url, "keys", "create", "--name", "matrix", "--json")["key"]
+            yield Stack(server.url, key, url, claude_rec)
 
 
 # ---- one client per ingress: (text, stream) -> reply text; tool round trip -> (calls, final) ----
@@ -237,3 +243,19 @@ def test_tool_round_trip(stack, ingress, egress, stream):
         assert calls[0] == ("get_weather", {"location": "weather?"})
     assert final.startswith(answer), final
     assert "sunny in" in final  # the results made it back, matched to their calls
+
+
+def test_signed_thinking_survives_a_streamed_session_turn(stack):
+    """Anthropic wants its signed thinking blocks back on the next turn: a streamed reply keeps
+    them in the project session, and the next turn sends them."""
+    project = cli_json(stack.database_url, "projects", "create", "--name", "think", "--model", "an-think", "--json")
+    base = f"{stack.url}/api/project/{project['id']}/integration/api/chat/completions"
+    headers = {"authorization": f"Bearer {project['api_key']}", "x-session-id": "thinking"}
+    first = {"messages": [{"role": "user", "content": "one"}], "stream": True}
+    assert httpx.post(base, json=first, headers=headers, timeout=30).status_code == 200
+    second = {"messages": [{"role": "user", "content": "two"}]}
+    assert httpx.post(base, json=second, headers=headers, timeout=30).status_code == 200
+    sent = stack.claude.last()["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    thinking = [b for b in sent[1]["content"] if b["type"] == "thinking"]
+    assert thinking and thinking[0]["signature"] == anthropic_double.SIGNATURE

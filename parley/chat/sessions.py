@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from parley.chat.turn import Reply
 
 # What a stored message keeps; ``cut_off`` marks a reply whose client left mid-stream.
-_MODEL_FIELDS = ("role", "content", "name", "tool_calls", "tool_call_id")
+_MODEL_FIELDS = ("role", "content", "name", "tool_calls", "tool_call_id", "thinking_blocks")
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 
