@@ -55,7 +55,7 @@ SECURITY_SCHEMES: dict[str, Any] = {
     },
 }
 # Which schemes each route family accepts; any one of a list's entries is enough.
-_SECURITY = (
+_SECURITY: tuple[tuple[str, list[dict[str, list[str]]]], ...] = (
     ("/v1/", [{"gatewayKey": []}, {"xApiKey": []}, {"xGoogApiKey": []}]),
     ("/api/project/", [{"projectKey": []}]),
     ("/v8/", [{"v8Token": []}]),
