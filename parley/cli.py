@@ -360,7 +360,7 @@ def token(
     ttl: int = typer.Option(86400, "--ttl", help="Seconds until it expires."),
     config: str | None = ConfigOpt,
 ) -> None:
-    """Print a ready v8 token, made exactly as seed 003's generateToken makes it."""
+    """Print a ready v8 token: ek- (user) or ak- (admin), signed as docs/protocol.md describes."""
     import time
 
     key = server_key(_settings(config))

@@ -55,7 +55,7 @@ SECURITY_SCHEMES: dict[str, Any] = {
     },
 }
 # Which schemes each route family accepts; any one of a list's entries is enough.
-_SECURITY = (
+_SECURITY: tuple[tuple[str, list[dict[str, list[str]]]], ...] = (
     ("/v1/", [{"gatewayKey": []}, {"xApiKey": []}, {"xGoogApiKey": []}]),
     ("/api/project/", [{"projectKey": []}]),
     ("/v8/", [{"v8Token": []}]),
@@ -64,7 +64,7 @@ SESSION_HEADER = {
     "name": "X-Session-ID",
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "maxLength": 128},
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
     "description": "The session to continue (IDs are scoped to the project). Unknown IDs start a new session "
     "under that ID; without one, the deprecated body field `session_id` is used, else a new session is made.",
 }

@@ -1,4 +1,4 @@
-"""v8 tokens, exactly as seed 003's generateToken makes them.
+"""v8 tokens, as docs/protocol.md (section 3) defines them.
 
 ``ek-`` (user) or ``ak-`` (admin) + base64(JSON {hash, app_id, user_id, [user_name],
 expired_time}), where hash = md5(secret + app_id + user_id + expired_time) and the secret is
@@ -42,7 +42,7 @@ def _js_string(value: Any) -> str:
 
 def signature(secret: str, app_id: str, user_id: Any, expired_time: Any) -> str:
     message = secret + app_id + _js_string(user_id) + _js_string(expired_time)
-    return hashlib.md5(message.encode()).hexdigest()  # noqa: S324 - the seed's protocol
+    return hashlib.md5(message.encode()).hexdigest()  # noqa: S324 - md5 is the protocol's
 
 
 def make_token(

@@ -137,7 +137,7 @@ async def get_content(db: AsyncSession, memory: Memory, content_id: str) -> Memo
 
 
 async def delete_content(db: AsyncSession, memory: Memory, content_id: str) -> None:
-    """By id, or by key when the id starts with "_" (seed 003's ``DELETE …/contents/_KEY``)."""
+    """By id, or by key when the id starts with "_" (``DELETE …/contents/_KEY``, docs/protocol.md)."""
     if content_id.startswith("_"):
         row = await db.scalar(
             select(MemoryContent).where(MemoryContent.memory_id == memory.id, MemoryContent.key == content_id[1:])
