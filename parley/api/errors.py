@@ -23,7 +23,7 @@ def openai_body(exc: ParleyError) -> dict[str, Any]:
 
 
 def v8_body(exc: ParleyError) -> dict[str, Any]:
-    # Seed 003: authentication failures use OpenAI's envelope, everything else {"error": "…"}.
+    # v8 (docs/protocol.md): authentication failures use OpenAI's envelope, everything else {"error": "…"}.
     if isinstance(exc, Unauthorized):
         return openai_body(exc)
     return {"error": exc.message}

@@ -1,4 +1,4 @@
-"""POST /v8/files/extract: the text of an uploaded file, by its extension (seed 003)."""
+"""POST /v8/files/extract: the text of an uploaded file, by its extension (docs/protocol.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""/v8/memories: knowledge bases, their contents and chunks, and search (seed 003).
+"""/v8/memories: knowledge bases, their contents and chunks, and search (docs/protocol.md).
 
 Reads take any token of the integration; writes and the chunks view take an admin (ak-) token.
 """
