@@ -48,7 +48,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # `parley serve` migrates once before starting workers; a bare ASGI host migrates here.
         if os.environ.get("PARLEY_MIGRATED") != settings.database_url:
             await db.migrate(settings.database_url)
-        engine = db.create_engine(settings.database_url)
+        engine = db.create_engine(
+            settings.database_url,
+            connect_timeout=settings.database_connect_timeout,
+            pool_timeout=settings.database_pool_timeout,
+            statement_timeout=settings.database_statement_timeout,
+            filter_timeout=settings.filter_timeout,
+        )
         sessions = db.sessionmaker(engine)
         router = Router(settings)
         sandbox = extract_sandbox.configure(settings.extract_workers, settings.extract_timeout)

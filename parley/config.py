@@ -86,6 +86,11 @@ class Settings(BaseModel):
     embedding_poll: float = 1.0  # seconds between looks for queued chunks from other processes
     embedding_retry_delay: float = 2.0  # first retry after a failed batch; doubles each attempt
     auth_cache_ttl: float = 2.0  # seconds a verified key is trusted before it is looked up again
+    # Every wait on the database is bounded; beyond these, requests answer 503 with Retry-After.
+    database_connect_timeout: float = 5.0  # seconds to open a connection
+    database_pool_timeout: float = 10.0  # seconds to wait for a free pooled connection
+    database_statement_timeout: float = 30.0  # seconds one PostgreSQL statement may run
+    filter_timeout: float = 2.0  # seconds one memory filter's query may run; 400 beyond
     # Encrypts the v8 integrations' signing secrets at rest. Every server sharing a database
     # needs the same key: set it (PARLEY_SECRET_KEY) or keep the generated file.
     secret_key: SecretStr | None = None
