@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from parley import __version__
 from parley.api import docs, errors, integration, v1, v8
 from parley.api.limits import BodyLimit
+from parley.api.sanitize import RejectNulInUrl
 from parley.auth.keys import KeyVerifier
 from parley.auth.sealed import server_key
 from parley.config import Settings, load_settings
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    app.add_middleware(RejectNulInUrl)
     app.add_middleware(
         BodyLimit,
         default=settings.max_body_bytes,

@@ -195,6 +195,8 @@ async def create_session(project_id: str, request: Request) -> Response:
     if raw.strip():
         data = await json_body(request)
         chosen = data.get("session_id") if isinstance(data, dict) else None
+        if chosen is not None and not isinstance(chosen, str):
+            raise BadRequest("Invalid value for 'session_id': it must be a string.", param="session_id")
     session_id = _session_id(request, chosen)
     async with core(request).sessions() as db:
         row = await sessions.ensure(db, project_id, session_id)

@@ -81,6 +81,8 @@ def parse(authorization: str | None) -> tuple[bool, dict[str, Any]]:
         raise _invalid() from None
     if not isinstance(payload, dict):
         raise _invalid()
+    if any(isinstance(v, str) and "\x00" in v for v in payload.values()):
+        raise _invalid()  # no app or user id holds a NUL (and PostgreSQL could not even look one up)
     for field in ("hash", "app_id", "user_id", "expired_time"):
         if payload.get(field) in (None, ""):
             raise _invalid()

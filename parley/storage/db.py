@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import math
 import time
 import weakref
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
@@ -78,6 +80,16 @@ def sqlite_deadline(driver_connection: Any, seconds: float) -> Iterator[None]:
         deadline[0] = math.inf
 
 
+def json_loads(text: str) -> Any:
+    """Stored JSON as Python, always writable again by orjson: orjson reads integers past 64 bits
+    as floats (PostgreSQL returns a stored 1e20 as the integer 100000000000000000000, which
+    orjson could not write). What orjson will not read at all falls back to the json module."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets readers run beside the one writer; busy_timeout makes a second writer wait
     # instead of failing with "database is locked".
@@ -115,6 +127,7 @@ def create_engine(
             max_overflow=8,
             pool_timeout=pool_timeout,
             execution_options=options,
+            json_deserializer=json_loads,
         )
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
         return engine
@@ -132,6 +145,7 @@ def create_engine(
         pool_timeout=pool_timeout,
         connect_args=connect_args,
         execution_options=options,
+        json_deserializer=json_loads,
     )
 
 
