@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from parley.api.guard import CRASH_MESSAGE, CrashGuard
 from parley.api.jsonresp import json_response
 from parley.errors import ParleyError, Unauthorized, from_validation
 
@@ -59,6 +60,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", extra={"fields": {"path": request.url.path}})
-        err = ParleyError("The server had an error while processing your request.")
-        return json_response(body_for(request.url.path, err), 500)
+        # Logged by the guard below, which also keeps the connection open after this answer.
+        return json_response(body_for(request.url.path, ParleyError(CRASH_MESSAGE)), 500)
+
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: CrashGuard(build())  # type: ignore[method-assign]
