@@ -16,11 +16,18 @@ class ParleyError(Exception):
     code: str | None = None
 
     def __init__(
-        self, message: str, *, param: str | None = None, code: Any = _UNSET, status: int | None = None
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: Any = _UNSET,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        self.headers = headers or {}
         if code is not _UNSET:  # an explicit None clears the class's default code
             self.code = code
         if status is not None:
