@@ -188,3 +188,15 @@ def test_a_session_id_that_is_not_a_string_is_400(parley, world, session_id):
         r = http.post(f"/api/project/{project['id']}/integration/api/sessions", json={"session_id": session_id})
     assert r.status_code == 400, r.text
     assert r.json()["error"]["param"] == "session_id"
+
+
+def test_a_user_id_longer_than_can_be_stored_is_refused(parley, world):
+    """PostgreSQL keeps conversations under user ids of at most 255 characters; SQLite took more."""
+    app = world["app"]
+    for length, status in ((255, 200), (256, 401)):
+        token = js_token(app["hash_token"], app["app_id"], "u" * length, int(time.time()) + 3600)
+        with parley.client(key=token) as http:
+            r = http.post("/v8/chat/conversations", json={"title": "long user"})
+        assert r.status_code == status, r.text
+        if status == 401:
+            assert r.json()["error"]["message"] == "Invalid token"
