@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from parley import projects
@@ -187,7 +188,11 @@ async def _sse(
         yield event(openai_body(exc))
 
 
-@router.post("/sessions", summary="Start a session")
+class SessionCreate(BaseModel):
+    session_id: str | None = None  # else the X-Session-ID header, else a new one
+
+
+@router.post("/sessions", summary="Start a session", openapi_extra=body(SessionCreate, required=False))
 async def create_session(project_id: str, request: Request) -> Response:
     await _project(request, project_id)
     raw = await request.body()
