@@ -163,3 +163,17 @@ def test_a_filter_past_the_time_limit_is_cut_off(parley, slow_kb):
         assert r.json() == {"error": "The content filter took longer than 0.001 s to run; make it narrower."}
         r = tight.http.get(f"/memories/{mid}/contents")  # no filter: no limit
         assert r.status_code == 200 and len(r.json()) == 60
+
+
+def test_a_conversation_refuses_a_filter_it_could_never_run(kb):
+    """Refused when set, rather than at every turn after the user's message is stored."""
+    user = kb[0]
+    too_deep = {"memories": {"collections": [kb[1]], "content_filter": {"attrs": nested("$not", 11)}}}
+    r = user.http.post("/chat/conversations", json={"reference_settings": too_deep})
+    assert r.status_code == 400 and "nests" in r.json()["error"], r.text
+    fine = {"memories": {"collections": [kb[1]], "content_filter": {"attrs": {"n": 1}}}}
+    conversation = user.conversation(reference_settings=fine)
+    r = user.http.put(f"/chat/conversations/{conversation['id']}", json={"reference_settings": too_deep})
+    assert r.status_code == 400 and "nests" in r.json()["error"], r.text
+    stored = user.http.get(f"/chat/conversations/{conversation['id']}").json()["reference_settings"]
+    assert stored["memories"]["content_filter"] == {"attrs": {"n": 1}}

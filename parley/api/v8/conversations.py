@@ -9,6 +9,7 @@ from parley import conversations as store
 from parley.api.common import core, json_body, json_response, validate
 from parley.api.docs import body
 from parley.api.v8.auth import Caller, user
+from parley.memory.filters import content_conditions
 from parley.storage.models import Conversation, now
 
 router = APIRouter(prefix="/chat/conversations", tags=["v8 conversations"])
@@ -16,6 +17,13 @@ router = APIRouter(prefix="/chat/conversations", tags=["v8 conversations"])
 
 def _check_model(request: Request, settings: dict) -> None:
     core(request).router.chat(settings["model"])  # an unknown model is refused when set, not when used
+
+
+def _check_filter(request: Request, references: dict) -> dict:
+    """A memory filter is refused when set (400), not at every turn that would use it."""
+    postgres = core(request).searcher.postgres
+    content_conditions(references["memories"].get("content_filter"), "postgresql" if postgres else "sqlite")
+    return references
 
 
 @router.get("", summary="The caller's conversations, newest first")
@@ -38,7 +46,7 @@ async def create_conversation(request: Request, caller: Caller = Depends(user)) 
         external_user_id=caller.user_id,
         title=req.title,
         settings=settings,
-        reference_settings=store.merged_references(None, req.reference_settings),
+        reference_settings=_check_filter(request, store.merged_references(None, req.reference_settings)),
         custom_data=req.custom_data,
     )
     async with c.sessions() as db:
@@ -72,7 +80,8 @@ async def update_conversation(conversation_id: str, request: Request, caller: Ca
             row.settings = store.merged_settings(row.settings, req.settings)
             _check_model(request, row.settings)
         if req.reference_settings is not None:
-            row.reference_settings = store.merged_references(row.reference_settings, req.reference_settings)
+            references = store.merged_references(row.reference_settings, req.reference_settings)
+            row.reference_settings = _check_filter(request, references)
         row.updated_at = now()
         await db.commit()
     return json_response({"message": "对话更新成功"})
