@@ -13,6 +13,7 @@ from parley.api import anthropic, cors, docs, errors, gemini, integration, v1, v
 from parley.api import responses as responses_api
 from parley.api.limits import BodyLimit
 from parley.api.request_id import RequestId
+from parley.api.sanitize import RejectNulInUrl
 from parley.auth.keys import KeyVerifier
 from parley.auth.sealed import server_key
 from parley.config import Settings, load_settings
@@ -35,7 +36,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # `parley serve` migrates once before starting workers; a bare ASGI host migrates here.
         if os.environ.get("PARLEY_MIGRATED") != settings.database_url:
             await db.migrate(settings.database_url)
-        engine = db.create_engine(settings.database_url)
+        engine = db.create_engine(
+            settings.database_url,
+            connect_timeout=settings.database_connect_timeout,
+            pool_timeout=settings.database_pool_timeout,
+            statement_timeout=settings.database_statement_timeout,
+            filter_timeout=settings.filter_timeout,
+        )
         sessions = db.sessionmaker(engine)
         router = Router(settings)
         sandbox = extract_sandbox.configure(settings.extract_workers, settings.extract_timeout)
@@ -84,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    app.add_middleware(RejectNulInUrl)
     app.add_middleware(
         BodyLimit,
         default=settings.max_body_bytes,

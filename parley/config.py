@@ -103,6 +103,11 @@ class Settings(BaseModel):
     auth_cache_ttl: float = 2.0  # seconds a verified key is trusted before it is looked up again
     # Browser origins allowed to call the API (e.g. ["https://app.example.com"], or ["*"]); empty: none.
     cors_origins: list[str] = Field(default_factory=list)
+    # Every wait on the database is bounded; beyond these, requests answer 503 with Retry-After.
+    database_connect_timeout: float = 5.0  # seconds to open a connection
+    database_pool_timeout: float = 10.0  # seconds to wait for a free pooled connection
+    database_statement_timeout: float = 30.0  # seconds one PostgreSQL statement may run
+    filter_timeout: float = 2.0  # seconds one memory filter's query may run; 400 beyond
     # Encrypts the v8 integrations' signing secrets at rest. Every server sharing a database
     # needs the same key: set it (PARLEY_SECRET_KEY) or keep the generated file.
     secret_key: SecretStr | None = None

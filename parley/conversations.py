@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from parley.chat.attachments import user_content
 from parley.chat.locks import holding
 from parley.errors import NotFound, from_validation
+from parley.memory.filters import content_conditions
 from parley.storage.models import Conversation, Message, iso, now
 from parley.tokens import content_text
 
@@ -86,6 +87,12 @@ def merged_references(current: dict[str, Any] | None, patch: dict[str, Any] | No
 ModelCheck = Callable[[str | None], object]  # raises for a model the server does not route
 
 
+def _checked_filter(db: AsyncSession, references: dict[str, Any]) -> dict[str, Any]:
+    """A memory filter is refused when set (400), not at every turn that would use it."""
+    content_conditions(references["memories"].get("content_filter"), db.get_bind().dialect.name)
+    return references
+
+
 async def create(
     db: AsyncSession,
     integration_id: str,
@@ -102,7 +109,7 @@ async def create(
         external_user_id=user_id,
         title=req.title,
         settings=settings,
-        reference_settings=merged_references(None, req.reference_settings),
+        reference_settings=_checked_filter(db, merged_references(None, req.reference_settings)),
         custom_data=req.custom_data,
     )
     db.add(row)
@@ -129,7 +136,7 @@ async def update(
         row.settings = merged_settings(row.settings, req.settings)
         check_model(row.settings["model"])
     if req.reference_settings is not None:
-        row.reference_settings = merged_references(row.reference_settings, req.reference_settings)
+        row.reference_settings = _checked_filter(db, merged_references(row.reference_settings, req.reference_settings))
     row.updated_at = now()
     await db.commit()
     return row

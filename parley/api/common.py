@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from parley.api.jsonresp import json_response  # noqa: F401 - re-exported for the routers
 from parley.api.request_id import new_id
+from parley.api.sanitize import check_body
 from parley.core import Core, get_core
 from parley.errors import BadRequest, from_validation
 
@@ -31,9 +32,10 @@ async def json_body(request: Request) -> Any:
     if not raw:
         raise BadRequest("The request body is empty; send a JSON object.", code="invalid_json")
     try:
-        return orjson.loads(raw)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"We could not parse the JSON body of your request: {exc.msg}.", code="invalid_json") from None
+    return check_body(raw, data)  # no NUL, bounded nesting: see api/sanitize.py
 
 
 def validate(model: type[M], data: Any) -> M:

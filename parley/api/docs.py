@@ -71,12 +71,18 @@ SESSION_HEADER = {
 _SESSION_OUT = {"X-Session-ID": {"description": "The session this turn used.", "schema": {"type": "string"}}}
 
 
-def body(model: type[BaseModel]) -> dict[str, Any]:
+def body(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     _SCHEMAS.update(schema.pop("$defs", {}))
     _SCHEMAS[model.__name__] = schema
     ref = {"$ref": f"#/components/schemas/{model.__name__}"}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": ref}}}}
+
+
+def upload(field: str) -> dict[str, Any]:
+    """A multipart body with one file field."""
+    schema = {"type": "object", "properties": {field: {"type": "string", "format": "binary"}}, "required": [field]}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
 
 
 def _annotate(paths: dict[str, Any]) -> None:

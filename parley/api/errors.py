@@ -8,12 +8,15 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from parley.api.guard import CRASH_MESSAGE, CrashGuard
 from parley.api.jsonresp import json_response
 from parley.dialects import anthropic, gemini
 from parley.errors import ParleyError, Unauthorized, from_validation
+from parley.storage.outage import is_database_outage, unavailable
 
 log = logging.getLogger("parley.errors")
 
@@ -54,7 +57,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ValidationError)
     async def _invalid_model(request: Request, exc: ValidationError) -> Response:
-        err = from_validation(list(exc.errors()))
+        err = from_validation([dict(e) for e in exc.errors()])
         return json_response(body_for(request.url.path, err), 400)
 
     @app.exception_handler(HTTPException)
@@ -63,10 +66,21 @@ def install(app: FastAPI) -> None:
         err.type = "invalid_request_error"
         if exc.status_code == 404:
             err.message = f"Unknown route: {request.method} {request.url.path}"
-        return json_response(body_for(request.url.path, err), exc.status_code, headers=exc.headers)
+        return json_response(body_for(request.url.path, err), exc.status_code, headers=dict(exc.headers or {}))
+
+    @app.exception_handler(SQLAlchemyError)
+    @app.exception_handler(OSError)
+    async def _database(request: Request, exc: Exception) -> Response:
+        if not is_database_outage(exc):
+            raise exc  # not the database being away: a crash, answered below
+        log.warning("database unavailable", extra={"fields": {"path": request.url.path, "error": str(exc)[:300]}})
+        err = unavailable()
+        return json_response(body_for(request.url.path, err), err.status, headers=err.headers)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", extra={"fields": {"path": request.url.path}})
-        err = ParleyError("The server had an error while processing your request.")
-        return json_response(body_for(request.url.path, err), 500)
+        # Logged by the guard below, which also keeps the connection open after this answer.
+        return json_response(body_for(request.url.path, ParleyError(CRASH_MESSAGE)), 500)
+
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: CrashGuard(build())  # type: ignore[method-assign]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from parley import projects
@@ -18,7 +19,7 @@ from parley.caller import Caller
 from parley.chat import sessions
 from parley.chat.turn import TurnRequest, run
 from parley.core import CoreDep
-from parley.errors import Unauthorized
+from parley.errors import BadRequest, Unauthorized
 from parley.storage.models import Project, iso
 
 router = APIRouter(prefix="/api/project/{project_id}/integration/api", tags=["Project integration"])
@@ -88,7 +89,11 @@ async def chat_completions(request: Request, core: CoreDep, who: ProjectCaller) 
     return await run(core, turn, encoder)
 
 
-@router.post("/sessions", summary="Start a session")
+class SessionCreate(BaseModel):
+    session_id: str | None = None  # else the X-Session-ID header, else a new one
+
+
+@router.post("/sessions", summary="Start a session", openapi_extra=body(SessionCreate, required=False))
 async def create_session(request: Request, core: CoreDep, who: ProjectCaller) -> Response:
     project_id = who[0].id
     raw = await request.body()
@@ -96,6 +101,8 @@ async def create_session(request: Request, core: CoreDep, who: ProjectCaller) ->
     if raw.strip():
         data = await json_body(request)
         chosen = data.get("session_id") if isinstance(data, dict) else None
+        if chosen is not None and not isinstance(chosen, str):
+            raise BadRequest("Invalid value for 'session_id': it must be a string.", param="session_id")
     session_id = _session_id(request, chosen)
     async with core.sessions() as db:
         row = await sessions.ensure(db, project_id, session_id)

@@ -19,6 +19,7 @@ import orjson
 
 from parley.errors import Unauthorized
 
+MAX_USER_ID = 255  # characters: conversations are stored under it
 MISSING = "Missing bearer authentication in header"
 INVALID = "Invalid token"
 
@@ -81,6 +82,10 @@ def parse(authorization: str | None) -> tuple[bool, dict[str, Any]]:
         raise _invalid() from None
     if not isinstance(payload, dict):
         raise _invalid()
+    if any(isinstance(v, str) and "\x00" in v for v in payload.values()):
+        raise _invalid()  # no app or user id holds a NUL (and PostgreSQL could not even look one up)
+    if len(_js_string(payload["user_id"])) > MAX_USER_ID:
+        raise _invalid()  # longer than any conversation can be stored under
     for field in ("hash", "app_id", "user_id", "expired_time"):
         if payload.get(field) in (None, ""):
             raise _invalid()

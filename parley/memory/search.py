@@ -17,7 +17,7 @@ from sqlalchemy import cast, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.memory import scoring
-from parley.memory.filters import content_conditions
+from parley.memory.filters import bounded, content_conditions
 from parley.memory.index import IndexCache, LoadedIndex
 from parley.memory.terms import terms
 from parley.storage.models import Memory, MemoryChunk, MemoryContent, iso
@@ -74,12 +74,13 @@ class Searcher:
         """A mask over the index: enabled contents that pass the filter."""
         conditions = content_conditions(content_filter, "postgresql" if self.postgres else "sqlite")
         if conditions:
-            ids = await db.scalars(
-                select(MemoryContent.id).where(
-                    MemoryContent.memory_id == memory.id, MemoryContent.status == "enabled", *conditions
+            async with bounded(db, conditions):
+                ids = await db.scalars(
+                    select(MemoryContent.id).where(
+                        MemoryContent.memory_id == memory.id, MemoryContent.status == "enabled", *conditions
+                    )
                 )
-            )
-            return index.mask_for(list(ids.all()), keep=True)
+                return index.mask_for(list(ids.all()), keep=True)
         off = list(
             (
                 await db.scalars(
@@ -131,7 +132,8 @@ class Searcher:
             await db.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
             await db.execute(text("SET LOCAL hnsw.ef_search = 100"))
             await db.execute(text("SET LOCAL statement_timeout = '10s'"))
-            rows = (await db.execute(query)).all()
+            async with bounded(db, conditions):
+                rows = (await db.execute(query)).all()
         return {r[0]: 1.0 - float(r[1]) for r in rows}
 
     async def search(
@@ -145,6 +147,7 @@ class Searcher:
         content_filter: dict[str, Any] | None = None,
         mode: Mode = "dense",
     ) -> list[Hit]:
+        content_conditions(content_filter, "postgresql" if self.postgres else "sqlite")  # a bad filter is a 400 always
         dense_cal = scoring.dense_calibration(memory.embedding_model, self.calibrations)
         if self.postgres and mode == "dense":  # pgvector alone answers: no in-process index needed
             q = await self._query_vector(memory, query)

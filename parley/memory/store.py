@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.errors import BadRequest, NotFound
 from parley.memory import chunking
-from parley.memory.filters import content_conditions
+from parley.memory.filters import bounded, content_conditions
 from parley.storage.models import Memory, MemoryChunk, MemoryContent, iso, now
 
 
@@ -157,12 +157,13 @@ async def bump(db: AsyncSession, memory_id: str) -> None:
 
 async def list_contents(db: AsyncSession, memory: Memory, content_filter: dict[str, Any] | None) -> list[MemoryContent]:
     conditions = content_conditions(content_filter, db.bind.dialect.name)
-    rows = await db.scalars(
-        select(MemoryContent)
-        .where(MemoryContent.memory_id == memory.id, *conditions)
-        .order_by(MemoryContent.created_at, MemoryContent.id)
-    )
-    return list(rows.all())
+    async with bounded(db, conditions):
+        rows = await db.scalars(
+            select(MemoryContent)
+            .where(MemoryContent.memory_id == memory.id, *conditions)
+            .order_by(MemoryContent.created_at, MemoryContent.id)
+        )
+        return list(rows.all())
 
 
 async def chunks_of(db: AsyncSession, content: MemoryContent) -> list[MemoryChunk]:

@@ -13,6 +13,7 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from parley.api.common import json_response
+from parley.api.docs import upload
 from parley.api.v8.auth import V8Caller, user
 from parley.errors import BadRequest, ParleyError
 from parley.extract import ExtractionError, UnsupportedType
@@ -29,7 +30,9 @@ def _spill(source: BinaryIO, fd: int) -> int:
         return out.tell()
 
 
-@router.post("/extract", summary="Extract the text of an uploaded file (multipart field `file`)")
+@router.post(
+    "/extract", summary="Extract the text of an uploaded file (multipart field `file`)", openapi_extra=upload("file")
+)
 async def extract(request: Request, caller: V8Caller = Depends(user)) -> Response:
     # The body streams to a temporary file as it arrives (python-multipart spools past 1 MiB);
     # BodyLimit stops it with 413 past max_upload_bytes.
