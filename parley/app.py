@@ -99,5 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload_paths=("/v8/files/",),
     )
     cors.install(app, settings.cors_origins)  # preflights and error responses get its headers too
-    app.add_middleware(RequestId)  # outermost: every response carries x-request-id
+    # Outermost of all, outside the crash guard too: every response carries x-request-id, a 500 included.
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: RequestId(build())  # type: ignore[method-assign]
     return app

@@ -4,6 +4,7 @@ socket (ECONNRESET)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -70,7 +71,10 @@ def test_a_crash_answers_and_keeps_the_connection(crashing, path, body):
         port = http.get("/test-peer").json()["port"]
         for method in ("GET", "POST"):
             r = http.request(method, path, json={"x": 1} if method == "POST" else None)
-            assert (r.status_code, r.json()) == (500, body)
+            # The message names the request (as OpenAI's do), by the ID the response carries.
+            rid = r.headers["x-request-id"]
+            named = json.loads(json.dumps(body).replace("request.", f"request. (request ID {rid})"))
+            assert (r.status_code, r.json()) == (500, named)
             assert r.headers.get("connection", "").lower() != "close"
             # The same connection serves the next request.
             assert http.get("/test-peer").json()["port"] == port

@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from parley.api.guard import CRASH_MESSAGE, CrashGuard
+from parley.api.guard import CrashGuard, crash_error
 from parley.api.jsonresp import json_response
 from parley.dialects import anthropic, gemini
 from parley.errors import ParleyError, Unauthorized, from_validation
@@ -80,7 +80,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
         # Logged by the guard below, which also keeps the connection open after this answer.
-        return json_response(body_for(request.url.path, ParleyError(CRASH_MESSAGE)), 500)
+        return json_response(body_for(request.url.path, crash_error()), 500)
 
     build = app.build_middleware_stack
     app.build_middleware_stack = lambda: CrashGuard(build())  # type: ignore[method-assign]

@@ -15,10 +15,17 @@ import logging
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from parley.api import request_id
 from parley.errors import ParleyError
 
 log = logging.getLogger("parley.errors")
 CRASH_MESSAGE = "The server had an error while processing your request."
+
+
+def crash_error() -> ParleyError:
+    """The 500 a crash answers, naming the request (as OpenAI's do) so a report can be traced."""
+    rid = request_id.current.get()
+    return ParleyError(CRASH_MESSAGE + (f" (request ID {rid})" if rid else ""))
 
 
 class CrashGuard:
@@ -53,7 +60,7 @@ class CrashGuard:
 async def _answer(scope: Scope, send: Send) -> None:
     from parley.api.errors import body_for  # errors installs this guard
 
-    body = orjson.dumps(body_for(scope.get("path", ""), ParleyError(CRASH_MESSAGE)))
+    body = orjson.dumps(body_for(scope.get("path", ""), crash_error()))
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 500, "headers": headers})
     await send({"type": "http.response.body", "body": body})
