@@ -80,6 +80,11 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
+def _bindable(v: int | float) -> int | float:
+    """SQLite binds integers of 64 bits at most: a larger one is compared as the float it reads as."""
+    return float(v) if isinstance(v, int) and not -(2**63) <= v < 2**63 else v
+
+
 def check_regex(pattern: Any) -> str:
     import re2
 
@@ -195,7 +200,7 @@ def _equals(d: Dialect, key: str, value: Any) -> ColumnElement[bool]:
             return and_(d.kind(key) == "boolean", d.text(key) == ("true" if value else "false"))
         return d.boolean(key) == ("true" if value else "false")
     if _is_number(value):
-        return and_(d.kind(key) == "number", d.number(key) == value)
+        return and_(d.kind(key) == "number", d.number(key) == _bindable(value))
     if isinstance(value, str):
         return and_(d.kind(key) == "string", d.text(key) == value)
     raise _bad(f"Cannot compare '{key}' with an object or array; use an operator")
@@ -227,7 +232,7 @@ def _any_of(d: Dialect, key: str, op: str, values: list[Any]) -> ColumnElement[b
 
 def _compare(d: Dialect, key: str, op: str, value: Any) -> ColumnElement[bool]:
     if _is_number(value):
-        target, kind = d.number(key), "number"
+        target, kind, value = d.number(key), "number", _bindable(value)
     elif isinstance(value, str):
         target, kind = d.text(key), "string"
     else:
