@@ -37,7 +37,7 @@ def install(app: FastAPI) -> None:
     async def _parley(request: Request, exc: ParleyError) -> Response:
         if exc.status >= 500:
             log.warning("request failed", extra={"fields": {"path": request.url.path, "error": exc.message}})
-        return json_response(body_for(request.url.path, exc), exc.status)
+        return json_response(body_for(request.url.path, exc), exc.status, headers=exc.headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
