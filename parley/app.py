@@ -9,7 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from parley import __version__, logs
+from parley.accounting import Accounting
 from parley.api import docs, errors, integration, v1, v8
+from parley.api import metrics as metrics_api
 from parley.api.limits import BodyLimit
 from parley.api.request_id import RequestId
 from parley.auth.keys import KeyVerifier
@@ -51,11 +53,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tokens=TokenVerifier(sessions, server_key(settings), settings.auth_cache_ttl),
             searcher=Searcher(router, postgres=not db.is_sqlite(settings.database_url)),
             embedder=embedder,
+            accounting=Accounting.from_settings(settings, sessions),
         )
         embedder.start()
+        app.state.core.accounting.start()
         try:
             yield
         finally:
+            await app.state.core.accounting.stop()  # writes the last usage rows
             await embedder.stop()
             await router.aclose()
             sandbox.close()
@@ -73,6 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v1.router)
     app.include_router(integration.router)
     app.include_router(v8.router)
+    if settings.metrics:
+        app.include_router(metrics_api.router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and version")
     async def healthz() -> dict[str, str]:
@@ -84,5 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         uploads=settings.max_upload_bytes,
         upload_paths=("/v8/files/",),
     )
+    if settings.metrics:
+        app.add_middleware(metrics_api.HttpMetrics)
     app.add_middleware(RequestId)  # outermost: every response carries x-request-id
     return app

@@ -87,7 +87,9 @@ async def embeddings(request: Request, core: CoreDep, caller: GatewayCaller) -> 
     if not texts or any(not t for t in texts):
         raise BadRequest("'input' must be a non-empty string or a list of non-empty strings.", param="input")
     started = time.perf_counter()
-    result = await core.router.embed(req.model, texts)
+    async with core.accounting.embedding(caller, core.router, req.model) as ticket:  # limits, usage, metrics
+        result = await core.router.embed(req.model, texts)
+        ticket.usage = {"prompt_tokens": result.prompt_tokens}
     data = []
     for i, vec in enumerate(result.vectors):
         if req.dimensions and req.dimensions < len(vec):

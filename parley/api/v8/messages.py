@@ -135,17 +135,19 @@ async def generate_title(conversation_id: str, request: Request, caller: V8Calle
     if not lines:
         raise BadRequest("The conversation has no messages to make a title from.")
     route = c.router.chat(conversation.settings["model"])
-    result = await complete(
-        route,
-        {
-            "messages": [
-                {"role": "system", "content": TITLE_PROMPT},
-                {"role": "user", "content": "\n".join(lines)[:8000]},
-            ],
-            "max_tokens": 32,
-            "temperature": 0.3,
-        },
-    )
+    async with c.accounting.call(caller.caller, route) as ticket:  # limits, usage, metrics
+        result = await complete(
+            route,
+            {
+                "messages": [
+                    {"role": "system", "content": TITLE_PROMPT},
+                    {"role": "user", "content": "\n".join(lines)[:8000]},
+                ],
+                "max_tokens": 32,
+                "temperature": 0.3,
+            },
+        )
+        ticket.usage = result["usage"]
     title = (
         content_text((result["choices"][0].get("message") or {}).get("content")).strip().strip("\"'“”「」《》").strip()
     )
