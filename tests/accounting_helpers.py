@@ -21,13 +21,42 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
+from parley.app import create_app
+from parley.config import ModelConfig, Price, Settings
 from parley.storage import db
 from parley.storage.models import UsageRecord
-from tests.conftest import SECRET_KEY
-from tests.servers import free_port
+from tests.conftest import Parley, Upstream, cli_json
+from tests.conftest import test_settings as make_settings
+from tests.servers import ThreadedServer, free_port
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
+
+
+# USD per million tokens: big, so a handful of tokens costs a visible amount.
+PRICE = Price(input_per_mtok=1000, output_per_mtok=2000, cached_input_per_mtok=500)
+# DETAILED_USAGE: 20 prompt (8 of them cached), 9 completion.
+PRICED_COST = (12 * 1000 + 8 * 500 + 9 * 2000) / 1_000_000
+
+
+def accounting_settings(database_url: str, upstream_url: str, **overrides: Any) -> Settings:
+    """The tests' settings plus priced models, and usage written every 0.1 s."""
+    settings = make_settings(database_url, upstream_url, usage_flush_interval=0.1, **overrides)
+    settings.models.extend(
+        [
+            ModelConfig(name="priced", provider="up", upstream_model="cached-usage", price=PRICE),
+            ModelConfig(name="priced-echo", provider="up", upstream_model="echo", price=PRICE),
+            ModelConfig(name="cached-usage", provider="up"),
+        ]
+    )
+    return settings
+
+
+@contextmanager
+def accounting_server(database_url: str, upstream: Upstream) -> Iterator[Parley]:
+    with ThreadedServer(create_app(accounting_settings(database_url, upstream.url))) as server:
+        key = cli_json(database_url, "keys", "create", "--name", "accounting", "--json")
+        yield Parley(server.url, database_url, upstream, key["key"], {"key_id": key["id"]})
 
 
 def wait_for(check: Callable[[], T], what: str, seconds: float = 30.0) -> T:
@@ -99,13 +128,6 @@ def scrape(url: str, **headers: str) -> dict[tuple[str, frozenset[tuple[str, str
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/plain")
     return metric_samples(r.text)
-
-
-def cli_env(database_url: str, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "PARLEY_DATABASE_URL": database_url, "PARLEY_SECRET_KEY": SECRET_KEY, **extra}
-    env.pop("PARLEY_CONFIG", None)
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    return env
 
 
 @contextmanager

@@ -11,37 +11,27 @@ import httpx
 import pytest
 
 from parley.app import create_app
-from parley.config import ModelConfig, Price
-from tests.accounting_helpers import new_rid, sample, scrape, usage_rows, wait_for, wait_rows
-from tests.conftest import Parley, cli_json
+from tests.accounting_helpers import (
+    PRICED_COST,
+    accounting_server,
+    new_rid,
+    sample,
+    scrape,
+    usage_rows,
+    wait_for,
+    wait_rows,
+)
+from tests.conftest import cli_json
 from tests.conftest import test_settings as make_settings
 from tests.servers import ThreadedServer
 from tests.upstream_double import DETAILED_USAGE, USAGE
 from tests.v8_helpers import V8
 
-# USD per million tokens: big, so a handful of tokens costs a visible amount.
-PRICE = Price(input_per_mtok=1000, output_per_mtok=2000, cached_input_per_mtok=500)
-# DETAILED_USAGE: 20 prompt (8 of them cached), 9 completion.
-PRICED_COST = (12 * 1000 + 8 * 500 + 9 * 2000) / 1_000_000
-
-
-def accounting_settings(database_url: str, upstream_url: str, **overrides: Any):
-    settings = make_settings(database_url, upstream_url, usage_flush_interval=0.1, **overrides)
-    settings.models.extend(
-        [
-            ModelConfig(name="priced", provider="up", upstream_model="cached-usage", price=PRICE),
-            ModelConfig(name="priced-echo", provider="up", upstream_model="echo", price=PRICE),
-            ModelConfig(name="cached-usage", provider="up"),
-        ]
-    )
-    return settings
-
 
 @pytest.fixture(scope="module")
 def acct(database_url, upstream):
-    with ThreadedServer(create_app(accounting_settings(database_url, upstream.url))) as server:
-        key = cli_json(database_url, "keys", "create", "--name", "accounting", "--json")
-        yield Parley(server.url, database_url, upstream, key["key"], {"key_id": key["id"]})
+    with accounting_server(database_url, upstream) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
