@@ -28,7 +28,6 @@ from parley.errors import ParleyError
 from parley.limits.counters import Counters, DatabaseCounters
 from parley.limits.gate import FREE, Admission, Gate, Refused
 from parley.limits.store import LimitBook
-from parley.storage.models import now
 from parley.usage.record import Prices, UsageRow, tokens_of
 from parley.usage.writer import UsageWriter
 
@@ -54,7 +53,7 @@ class Ticket:
         "streamed",
         "usage",
         "_started",
-        "_created_at",
+        "_created",
         "_first",
         "_streaming",
         "done",
@@ -79,7 +78,7 @@ class Ticket:
         self.streamed = streamed
         self.usage: Any = None  # what a one-off call (``Accounting.call``) reports before it ends
         self._started = time.perf_counter()
-        self._created_at = now()
+        self._created = time.time()
         self._first: float | None = None
         self._streaming = False
         self.done = False
@@ -107,6 +106,8 @@ class Ticket:
         elapsed = time.perf_counter() - self._started
         first = self._first - self._started if self._first is not None else None
         acc = self._acc
+        if acc.writer is None and not acc.metrics and self.admission.gate is None:
+            return  # nothing to count for
         tokens = tokens_of(usage)
         cost = acc.prices.cost(self.model, tokens)
         self.admission.settle(tokens.total, cost)
@@ -120,7 +121,7 @@ class Ticket:
             c = self.caller
             acc.writer.put(
                 UsageRow(
-                    self._created_at,
+                    self._created,
                     c.request_id,
                     c.kind,
                     c.key_id,
@@ -137,8 +138,8 @@ class Ticket:
                     tokens.cached,
                     tokens.reasoning,
                     cost,
-                    round(elapsed * 1000, 3),
-                    round(first * 1000, 3) if first is not None else None,
+                    elapsed * 1000,
+                    first * 1000 if first is not None else None,
                     status,
                     error_code,
                     self.streamed,
@@ -262,8 +263,7 @@ class Accounting:
 
     def start(self) -> None:
         metrics.reap_dead_workers()
-        if self.writer is not None or self.gate is not None:
-            self._task = asyncio.create_task(self._run(), name="parley-accounting")
+        self._task = asyncio.create_task(self._run(), name="parley-accounting")
 
     async def _run(self) -> None:
         while True:
@@ -272,6 +272,8 @@ class Accounting:
 
     async def sync(self) -> None:
         """Write the queued usage rows; flush and refresh the shared limit counters."""
+        if self.metrics:
+            metrics.flush()
         try:
             if self.writer is not None:
                 await self.writer.flush()

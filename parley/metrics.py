@@ -12,7 +12,9 @@ before they are counted), routes are templates such as ``/v8/memories/{memory_id
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import math
 import os
 import re
 from typing import Any
@@ -53,51 +55,83 @@ HTTP_DURATION = Histogram(
     "parley_http_request_duration_seconds", "HTTP requests by route template.", ["route"], buckets=_HTTP
 )
 
-# labels() takes a lock and builds a tuple each call; a plain dict of children is cheaper.
-_children: dict[tuple[Any, ...], Any] = {}
+# The request path only adds to plain dicts (one event loop per process: no locks needed);
+# ``flush`` adds the totals to the Prometheus metrics, a few locked updates per label set
+# instead of several per request. It runs before every scrape and at every accounting sync
+# (so under several workers a scrape sees the others' counts within ``usage_flush_interval``).
+_counts: dict[tuple[Any, tuple[str, ...]], float] = {}
+_observed: dict[tuple[Any, tuple[str, ...]], list[float]] = {}  # bucket counts, then the sum
+_BOUNDS = {
+    id(DURATION): (*_LATENCY, math.inf),
+    id(FIRST_TOKEN): (*_FIRST_TOKEN, math.inf),
+    id(HTTP_DURATION): (*_HTTP, math.inf),
+}
 
 
-def child(metric: Any, *labels: str) -> Any:
-    key = (id(metric), *labels)
-    found = _children.get(key)
-    if found is None:
-        found = _children[key] = metric.labels(*labels)
-    return found
+def _count(metric: Any, labels: tuple[str, ...], n: float = 1.0) -> None:
+    key = (metric, labels)
+    _counts[key] = _counts.get(key, 0.0) + n
+
+
+def _observe(metric: Any, labels: tuple[str, ...], value: float) -> None:
+    key = (metric, labels)
+    tally = _observed.get(key)
+    if tally is None:
+        tally = _observed[key] = [0.0] * (len(_BOUNDS[id(metric)]) + 1)
+    tally[bisect.bisect_left(_BOUNDS[id(metric)], value)] += 1  # Prometheus buckets are "le"
+    tally[-1] += value
+
+
+def flush() -> None:
+    """Add what the requests tallied to the Prometheus metrics."""
+    global _counts, _observed
+    counts, _counts = _counts, {}
+    observed, _observed = _observed, {}
+    for (metric, labels), n in counts.items():
+        (metric.labels(*labels) if labels else metric).inc(n)
+    for (metric, labels), tally in observed.items():
+        child = metric.labels(*labels)
+        # A histogram child keeps one value per bucket and the sum: add to them directly,
+        # exactly as that many observe() calls would.
+        child._sum.inc(tally[-1])
+        for i, n in enumerate(tally[:-1]):
+            if n:
+                child._buckets[i].inc(n)
 
 
 def request_done(
     dialect: str, model: str, status: int, seconds: float, first_token: float | None, tokens: Tokens
 ) -> None:
-    child(REQUESTS, dialect, model, str(status)).inc()
-    child(DURATION, dialect, model).observe(seconds)
+    _count(REQUESTS, (dialect, model, str(status)))
+    _observe(DURATION, (dialect, model), seconds)
     if first_token is not None:
-        child(FIRST_TOKEN, dialect, model).observe(first_token)
-    for kind, n in (
-        ("prompt", tokens.prompt),
-        ("completion", tokens.completion),
-        ("cached", tokens.cached),
-        ("reasoning", tokens.reasoning),
-    ):
-        if n:
-            child(TOKENS, model, kind).inc(n)
+        _observe(FIRST_TOKEN, (dialect, model), first_token)
+    if tokens.prompt:
+        _count(TOKENS, (model, "prompt"), tokens.prompt)
+    if tokens.completion:
+        _count(TOKENS, (model, "completion"), tokens.completion)
+    if tokens.cached:
+        _count(TOKENS, (model, "cached"), tokens.cached)
+    if tokens.reasoning:
+        _count(TOKENS, (model, "reasoning"), tokens.reasoning)
 
 
 def rate_limited(dialect: str, model: str, scope: str, limit: str) -> None:
-    child(REQUESTS, dialect, model, "429").inc()
-    child(RATE_LIMITED, scope, limit).inc()
+    _count(REQUESTS, (dialect, model, "429"))
+    _count(RATE_LIMITED, (scope, limit))
 
 
 def upstream_error(provider: str) -> None:
-    child(UPSTREAM_ERRORS, provider).inc()
+    _count(UPSTREAM_ERRORS, (provider,))
 
 
 def usage_rows_dropped(n: int) -> None:
-    USAGE_DROPPED.inc(n)
+    _count(USAGE_DROPPED, (), n)
 
 
 def http_done(method: str, route: str, status: int, seconds: float) -> None:
-    child(HTTP_REQUESTS, method, route, str(status)).inc()
-    child(HTTP_DURATION, route).observe(seconds)
+    _count(HTTP_REQUESTS, (method, route, str(status)))
+    _observe(HTTP_DURATION, (route,), seconds)
 
 
 _LIVE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
@@ -131,6 +165,7 @@ def worker_stopped() -> None:
 
 def render() -> bytes:
     """Every metric in Prometheus' text format: this process's, or every worker's."""
+    flush()
     if MULTIPROCESS_DIR is None:
         return generate_latest(REGISTRY)
     registry = CollectorRegistry()

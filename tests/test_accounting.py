@@ -421,3 +421,43 @@ def test_rows_past_the_retention_period_are_deleted(tmp_path, upstream):
     with ThreadedServer(create_app(settings)):
         wait_for(lambda: not usage_rows(database_url, ["old-row"]), "the old row to be deleted")
     assert [r["request_id"] for r in usage_rows(database_url, ["old-row", "recent-row"])] == ["recent-row"]
+
+
+def test_tallied_metrics_expose_exactly_what_direct_updates_would():
+    """The request path tallies in plain dicts and ``flush`` adds the totals to the Prometheus
+    metrics (a histogram's buckets directly): the same exposition as one update per request."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from parley import metrics
+
+    registry = CollectorRegistry()
+    direct_h = Histogram("h", "h", ["route"], buckets=metrics._HTTP, registry=registry)
+    direct_c = Counter("c", "c", ["method", "route", "status"], registry=registry)
+    values = [0.0001, 0.005, 0.0051, 0.3, 7.0, 500.0, 0.005]
+    for v in values:
+        direct_h.labels("/x").observe(v)
+        direct_c.labels("GET", "/x", "200").inc()
+    expected = generate_latest(registry).decode().replace("h_", "parley_http_request_duration_seconds_")
+
+    before = scrape_registry()
+    for v in values:
+        metrics.http_done("GET", "/tally-check", 200, v)
+    metrics.flush()
+    after = scrape_registry()
+    for line in expected.splitlines():
+        if line.startswith("parley_http_request_duration_seconds_") and 'route="/x"' in line and "_created" not in line:
+            name_labels, value = line.rsplit(" ", 1)
+            name_labels = name_labels.replace('route="/x"', 'route="/tally-check"')
+            assert after.get(name_labels, 0.0) - before.get(name_labels, 0.0) == float(value), name_labels
+    assert after['parley_http_requests_total{method="GET",route="/tally-check",status="200"}'] == len(values)
+
+
+def scrape_registry() -> dict[str, float]:
+    from prometheus_client import REGISTRY, generate_latest
+
+    out = {}
+    for line in generate_latest(REGISTRY).decode().splitlines():
+        if line and not line.startswith("#"):
+            name_labels, value = line.rsplit(" ", 1)
+            out[name_labels] = float(value)
+    return out

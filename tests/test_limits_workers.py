@@ -92,14 +92,20 @@ def test_rpm_is_exact_across_workers_and_hosts(shared, upstream):
         wait_rows(database_url, ok)
         assert usage_rows(database_url, refused) == []
 
-        # Each server's /metrics adds up all of its workers.
+        # Each server's /metrics adds up all of its workers (each adds its counts every sync).
         for url in (a, b):
             mine = Counter(r.status_code for u, _, r in results if u == url)
-            got = scrape(url)
-            assert sample(got, "parley_requests_total", dialect="openai", model="echo", status="200") == mine[200]
-            assert sample(got, "parley_requests_total", dialect="openai", model="echo", status="429") == mine[429]
-            assert sample(got, "parley_rate_limited_total", scope="key", limit="rpm") == mine[429]
-            assert sample(got, "parley_active_streams") == 0
+
+            def counted(url: str = url, mine: Counter[int] = mine) -> bool:
+                got = scrape(url)
+                return (
+                    sample(got, "parley_requests_total", dialect="openai", model="echo", status="200") == mine[200]
+                    and sample(got, "parley_requests_total", dialect="openai", model="echo", status="429") == mine[429]
+                    and sample(got, "parley_rate_limited_total", scope="key", limit="rpm") == mine[429]
+                    and sample(got, "parley_active_streams") == 0
+                )
+
+            wait_for(counted, f"the metrics of {url} to count its requests")
 
 
 def test_a_budget_spent_on_one_host_is_refused_on_the_other(shared, upstream):

@@ -25,18 +25,21 @@ from parley.limits.store import LimitBook, Limits
 _SCOPE_NAMES = {"key": "key", "project": "project", "integration": "integration", "user": "end user"}
 
 
-@dataclass(frozen=True, slots=True)
 class Scope:
-    scope: str  # key | project | integration | user
-    subject: str  # the id; for users "app_id/user_id"
-    limits: Limits
+    """One scope of a caller that has limits, with the names of its shared counters."""
 
-    def counter(self, what: str) -> str:
-        return f"{self.scope}:{self.subject}:{what}"
+    __slots__ = ("scope", "subject", "limits", "rpm_key", "tpm_key", "spend_key", "streams_key", "spend_window")
 
-    @property
-    def spend_counter(self) -> str:
-        return self.counter(f"spend:{self.limits.budget_period}")
+    def __init__(self, scope: str, subject: str, limits: Limits) -> None:
+        self.scope = scope  # key | project | integration | user
+        self.subject = subject  # the id; for users "app_id/user_id"
+        self.limits = limits
+        base = f"{scope}:{subject}:"
+        self.rpm_key = base + "rpm"
+        self.tpm_key = base + "tpm"
+        self.spend_key = f"{base}spend:{limits.budget_period}"
+        self.streams_key = base + "streams"
+        self.spend_window: Callable[[float], Window] = functools.partial(period, limits.budget_period)
 
 
 class Refused(RateLimited):
@@ -46,10 +49,6 @@ class Refused(RateLimited):
         super().__init__(message, retry_after, kind="tokens" if limit == "tpm" else "requests", quota=quota)
         self.scope = scope
         self.limit = limit
-
-
-def _spend_window(name: str) -> Callable[[float], Window]:
-    return functools.partial(period, name)
 
 
 @dataclass
@@ -65,9 +64,9 @@ class Admission:
             return
         for s in self.scopes:
             if s.limits.tpm is not None:
-                self.gate.meters.add(s.counter("tpm"), tokens, minute)
+                self.gate.meters.add(s.tpm_key, tokens, minute)
             if s.limits.budget_usd is not None:
-                self.gate.meters.add(s.spend_counter, cost, _spend_window(s.limits.budget_period))
+                self.gate.meters.add(s.spend_key, cost, s.spend_window)
         self._free_slots()
 
     def cancel(self) -> None:
@@ -95,15 +94,25 @@ class Gate:
         self.leases = Leases(counters, minute)
         self.meters = Meters(counters)
         self._releasing: set[asyncio.Task[None]] = set()
+        self._resolved: dict[tuple[tuple[str, str], ...], tuple[float, list[Scope]]] = {}
 
     async def scopes(self, caller: Caller) -> list[Scope]:
-        subjects = caller.scopes
+        """The caller's scopes that have limits (resolved ones are kept as long as the book's)."""
+        subjects = tuple(caller.scopes)
         if not subjects:
             return []
+        hit = self._resolved.get(subjects)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
         # An end user's limits are the integration's defaults for each of its users.
         keys = [(scope, subject.split("/", 1)[0] if scope == "user" else subject) for scope, subject in subjects]
         found = await self.book.lookup(keys)
-        return [Scope(s, subject, lim) for (s, subject), lim in zip(subjects, found, strict=True) if not lim.empty]
+        resolved = [Scope(s, subject, lim) for (s, subject), lim in zip(subjects, found, strict=True) if not lim.empty]
+        if self.book.ttl > 0:
+            if len(self._resolved) >= 10_000:
+                self._resolved.clear()  # bounded, whatever callers come
+            self._resolved[subjects] = (time.monotonic() + self.book.ttl, resolved)
+        return resolved
 
     async def admit(self, caller: Caller, streamed: bool, stream_ttl: float) -> Admission:
         scopes = await self.scopes(caller)
@@ -115,7 +124,7 @@ class Gate:
                 await self._check_spend(s)
             for s in scopes:
                 if s.limits.rpm is not None:
-                    key = s.counter("rpm")
+                    key = s.rpm_key
                     wait = await self.leases.take(key, s.limits.rpm)
                     if wait is not None:
                         raise Refused(
@@ -138,7 +147,7 @@ class Gate:
     async def _check_spend(self, s: Scope) -> None:
         lim = s.limits
         if lim.budget_usd is not None:
-            spent, end = await self.meters.total(s.spend_counter, _spend_window(lim.budget_period))
+            spent, end = await self.meters.total(s.spend_key, s.spend_window)
             if spent >= lim.budget_usd:
                 raise Refused(
                     s.scope,
@@ -149,7 +158,7 @@ class Gate:
                     quota=True,
                 )
         if lim.tpm is not None:
-            used, end = await self.meters.total(s.counter("tpm"), minute)
+            used, end = await self.meters.total(s.tpm_key, minute)
             if used >= lim.tpm:
                 raise Refused(
                     s.scope,
@@ -160,7 +169,7 @@ class Gate:
                 )
 
     async def _take_slot(self, admission: Admission, s: Scope, limit: int, ttl: float) -> None:
-        key = s.counter("streams")
+        key = s.streams_key
         try:
             async with asyncio.timeout(TIMEOUT):
                 slot = await self.counters.acquire_slot(key, limit, ttl)

@@ -125,6 +125,7 @@ class LimitBook:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], ttl: float) -> None:
         self._sessions = sessions
+        self.ttl = ttl
         self._cache: TTLCache[Limits] = TTLCache(ttl)
         self._loading: dict[tuple[str, str], asyncio.Future[Limits]] = {}
 

@@ -21,22 +21,25 @@ class Tokens:
 
 
 def _count(value: Any) -> int:
-    # Upstreams send all sorts; a count that is not a non-negative integer counts as nothing.
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    # Upstreams send all sorts; a count that is not a positive integer counts as nothing.
+    return value if type(value) is int and value > 0 else 0
+
+
+NO_TOKENS = Tokens()
 
 
 def tokens_of(usage: Any) -> Tokens:
     """Counts from OpenAI's ``usage`` (``prompt_tokens_details.cached_tokens`` and
     ``completion_tokens_details.reasoning_tokens`` included)."""
-    if not isinstance(usage, dict):
-        return Tokens()
+    if type(usage) is not dict:
+        return NO_TOKENS
     prompt_details = usage.get("prompt_tokens_details")
     completion_details = usage.get("completion_tokens_details")
     return Tokens(
-        prompt=_count(usage.get("prompt_tokens")),
-        completion=_count(usage.get("completion_tokens")),
-        cached=_count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0,
-        reasoning=_count(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else 0,
+        _count(usage.get("prompt_tokens")),
+        _count(usage.get("completion_tokens")),
+        _count(prompt_details.get("cached_tokens")) if type(prompt_details) is dict else 0,
+        _count(completion_details.get("reasoning_tokens")) if type(completion_details) is dict else 0,
     )
 
 
@@ -64,7 +67,7 @@ class Prices:
 class UsageRow:
     """One row of ``usage_records``, made on the request path and written later in a batch."""
 
-    created_at: Any  # a datetime (UTC)
+    created_at: float  # epoch seconds (a datetime once written)
     request_id: str
     caller_kind: str
     key_id: str | None

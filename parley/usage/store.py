@@ -29,7 +29,10 @@ NOT_AN_ERROR = "client_disconnected"
 
 
 async def insert_rows(db: AsyncSession, rows: list[UsageRow]) -> None:
-    await db.execute(insert(UsageRecord), [{c: getattr(r, c) for c in _COLUMNS} for r in rows])
+    values = [{c: getattr(r, c) for c in _COLUMNS} for r in rows]
+    for v in values:
+        v["created_at"] = datetime.fromtimestamp(v["created_at"], UTC)
+    await db.execute(insert(UsageRecord), values)
     await db.commit()
 
 
