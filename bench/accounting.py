@@ -7,7 +7,9 @@ worker, SQLite): one with usage recording and metrics off and an unlimited key, 
 usage recording, metrics and a key that has an rpm, tpm and daily budget (high enough never
 to refuse, so every request goes through the whole admission and accounting). Then, for
 whole and streamed requests at concurrency 1 and 64, measures both in alternating rounds and
-prints p50 latency and throughput of each and the ratio on/off (best round of each).
+prints p50 latency and throughput of each and the ratio on/off (best round of each), and the
+CPU time each server process spent per request (from /proc: steadier than throughput on a
+busy machine) and its ratio.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=3000, help="requests per round at concurrency 1")
     ap.add_argument("--seconds", type=float, default=8.0, help="duration of each round at concurrency 64")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per mode; the best of each counts")
+    ap.add_argument("--rounds", type=int, default=4, help="alternating rounds per mode; the best of each counts")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="parley-bench-accounting-"))
     saved = dict(os.environ)
@@ -60,13 +62,31 @@ def main() -> None:
         on_key = _limited_key(on_db)
         os.environ.clear()
         os.environ.update(saved)
-        _bench(off.parley_port, off.key, on.parley_port, on_key, args)
+        _bench((off.parley_port, off.parley_pid, off.key), (on.parley_port, on.parley_pid, on_key), args)
 
 
-def _bench(off_port: int, off_key: str, on_port: int, on_key: str, args: argparse.Namespace) -> None:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measure(port: int, pid: int, req: bytes, conc: int, n: int, secs: float) -> tuple[Result, float]:
+    """One round, and the server's CPU microseconds per request in it."""
+    cpu = _cpu_seconds(pid)
+    result = asyncio.run(run("127.0.0.1", port, req, conc, n, secs))
+    return result, (_cpu_seconds(pid) - cpu) / max(len(result.latencies), 1) * 1e6
+
+
+Server = tuple[int, int, str]  # port, pid, key
+
+
+def _bench(off_server: Server, on_server: Server, args: argparse.Namespace) -> None:
     print(
-        f"{'mode':<8}{'conc':>5} | {'off p50':>9}{'on p50':>9}{'added':>8} | {'off rps':>9}{'on rps':>9}{'on/off':>8}"
+        f"{'mode':<8}{'conc':>5} | {'off p50':>9}{'on p50':>9}{'added':>8} | "
+        f"{'off rps':>9}{'on rps':>9}{'on/off':>8} | {'off cpu/req':>11}{'on cpu/req':>11}{'on/off':>8}"
     )
+    (off_port, off_pid, off_key), (on_port, on_pid, on_key) = off_server, on_server
     for stream in (False, True):
         body = json.dumps(
             {
@@ -82,20 +102,24 @@ def _bench(off_port: int, off_key: str, on_port: int, on_key: str, args: argpars
             n, secs = (args.requests, 120.0) if conc == 1 else (10**9, args.seconds)
             for port, req in ((off_port, off_req), (on_port, on_req)):  # warm both
                 asyncio.run(run("127.0.0.1", port, req, 4, 300, 5))
-            offs: list[Result] = []
-            ons: list[Result] = []
-            for _ in range(args.rounds):
-                offs.append(asyncio.run(run("127.0.0.1", off_port, off_req, conc, n, secs)))
-                ons.append(asyncio.run(run("127.0.0.1", on_port, on_req, conc, n, secs)))
-            errors = sum(r.errors for r in offs + ons)
+            offs: list[tuple[Result, float]] = []
+            ons: list[tuple[Result, float]] = []
+            for i in range(args.rounds):
+                if i % 2:  # alternate which goes first, so a drifting machine favours neither
+                    ons.append(_measure(on_port, on_pid, on_req, conc, n, secs))
+                offs.append(_measure(off_port, off_pid, off_req, conc, n, secs))
+                if not i % 2:
+                    ons.append(_measure(on_port, on_pid, on_req, conc, n, secs))
+            errors = sum(r.errors for r, _ in offs + ons)
             if errors:
                 print(f"  errors: {errors}")
-            off = max(offs, key=lambda r: r.rps)
-            on = max(ons, key=lambda r: r.rps)
+            off, off_cpu = max(offs, key=lambda m: m[0].rps)[0], min(c for _, c in offs)
+            on, on_cpu = max(ons, key=lambda m: m[0].rps)[0], min(c for _, c in ons)
             mode = "stream" if stream else "whole"
             print(
                 f"{mode:<8}{conc:>5} | {off.p50:>7.2f}ms{on.p50:>7.2f}ms{on.p50 - off.p50:>6.2f}ms | "
-                f"{off.rps:>9.0f}{on.rps:>9.0f}{on.rps / off.rps:>8.2f}",
+                f"{off.rps:>9.0f}{on.rps:>9.0f}{on.rps / off.rps:>8.2f} | "
+                f"{off_cpu:>9.0f}us{on_cpu:>9.0f}us{on_cpu / off_cpu:>8.2f}",
                 flush=True,
             )
 

@@ -90,7 +90,7 @@ class Ticket:
     def stream_opened(self) -> None:
         self._streaming = True
         if self._acc.metrics:
-            metrics.ACTIVE_STREAMS.inc()
+            metrics.stream_opened()
 
     def first_token(self) -> None:
         if self._first is None:
@@ -113,7 +113,7 @@ class Ticket:
         self.admission.settle(tokens.total, cost)
         if acc.metrics:
             if self._streaming:
-                metrics.ACTIVE_STREAMS.dec()
+                metrics.stream_closed()
             metrics.request_done(self.caller.dialect, self.model, status, elapsed, first, tokens)
             if upstream_failed and self.provider is not None:
                 metrics.upstream_error(self.provider)
@@ -168,7 +168,7 @@ class Ticket:
         self.done = True
         self.admission.cancel()
         if self._streaming and self._acc.metrics:
-            metrics.ACTIVE_STREAMS.dec()
+            metrics.stream_closed()
 
 
 class Accounting:

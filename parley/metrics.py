@@ -116,6 +116,14 @@ def request_done(
         _count(TOKENS, (model, "reasoning"), tokens.reasoning)
 
 
+def stream_opened() -> None:
+    _count(ACTIVE_STREAMS, (), 1.0)
+
+
+def stream_closed() -> None:
+    _count(ACTIVE_STREAMS, (), -1.0)
+
+
 def rate_limited(dialect: str, model: str, scope: str, limit: str) -> None:
     _count(REQUESTS, (dialect, model, "429"))
     _count(RATE_LIMITED, (scope, limit))

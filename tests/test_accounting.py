@@ -371,6 +371,15 @@ def test_metrics_parse_and_move_when_requests_are_made(acct, app):
     assert not any(conv in dict(labels).get("route", "") for (_, labels) in after)
     assert ("parley_embedding_queue_depth", frozenset()) in after
 
+    # A stream in progress is an active stream until it ends.
+    idle = sample(after, "parley_active_streams")
+    body = {"model": "endless", "messages": _user_says("go"), "stream": True}
+    with acct.client() as http, http.stream("POST", "/v1/chat/completions", json=body) as r:
+        lines = r.iter_lines()  # kept: a dropped iterator closes the response
+        next(lines)
+        assert sample(scrape(acct.url), "parley_active_streams") == idle + 1
+    wait_for(lambda: sample(scrape(acct.url), "parley_active_streams") == idle, "the stream to end")
+
 
 def test_metrics_token_guards_the_endpoint(database_url, upstream):
     settings = make_settings(database_url, upstream.url, metrics_token="s3cret-metrics")
