@@ -9,7 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from parley import __version__, logs
+from parley.accounting import Accounting
 from parley.api import anthropic, cors, docs, errors, gemini, integration, v1, v8
+from parley.api import metrics as metrics_api
 from parley.api import responses as responses_api
 from parley.api.limits import BodyLimit
 from parley.api.request_id import RequestId
@@ -59,11 +61,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tokens=TokenVerifier(sessions, server_key(settings), settings.auth_cache_ttl),
             searcher=Searcher(router, postgres=not db.is_sqlite(settings.database_url)),
             embedder=embedder,
+            accounting=Accounting.from_settings(settings, sessions),
         )
         embedder.start()
+        app.state.core.accounting.start()
         try:
             yield
         finally:
+            await app.state.core.accounting.stop()  # writes the last usage rows
             await embedder.stop()
             await router.aclose()
             sandbox.close()
@@ -86,6 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(gemini.router)
     app.include_router(integration.router)
     app.include_router(v8.router)
+    if settings.metrics:
+        app.include_router(metrics_api.router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and version")
     async def healthz() -> dict[str, str]:
@@ -98,6 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         uploads=settings.max_upload_bytes,
         upload_paths=("/v8/files/",),
     )
+    if settings.metrics:
+        app.add_middleware(metrics_api.HttpMetrics)
     cors.install(app, settings.cors_origins)  # preflights and error responses get its headers too
     # Outermost of all, outside the crash guard too: every response carries x-request-id, a 500 included.
     build = app.build_middleware_stack

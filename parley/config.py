@@ -52,6 +52,15 @@ class SimilarityCalibration(BaseModel):
     slope: float = 10.0
 
 
+class Price(BaseModel):
+    """USD per million tokens; cached prompt tokens cost ``cached_input_per_mtok`` (else the input price)."""
+
+    model_config = ConfigDict(extra="forbid")
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(default=0.0, ge=0)
+    cached_input_per_mtok: float | None = Field(default=None, ge=0)
+
+
 class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -76,6 +85,7 @@ class Routing(BaseModel):
     allowed_fails: int = Field(default=3, ge=1)  # failures in a row before a deployment cools down
     cooldown: float = Field(default=30.0, ge=0)  # seconds a cooled-down deployment is skipped
     backoff: float = Field(default=0.1, ge=0)  # seconds before the first retry; doubles, with jitter
+    price: Price | None = None  # what a request costs, for usage records and spend budgets
 
 
 class Settings(BaseModel):
@@ -112,6 +122,13 @@ class Settings(BaseModel):
     # needs the same key: set it (PARLEY_SECRET_KEY) or keep the generated file.
     secret_key: SecretStr | None = None
     secret_key_file: str = "data/secret.key"
+    # Usage records, limits and metrics (see parley/accounting.py).
+    usage_recording: bool = True  # one row per request, written in batches off the request path
+    usage_flush_interval: float = 1.0  # seconds between batches (and between syncs of shared counters)
+    usage_retention_days: int = 90  # older usage rows are deleted; 0 keeps them forever
+    redis_url: str | None = None  # shared limit counters in Redis instead of the database
+    metrics: bool = True  # GET /metrics in Prometheus' text format
+    metrics_token: SecretStr | None = None  # if set, /metrics wants ``Authorization: Bearer <token>``
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -5,12 +5,13 @@ Routers take it as ``core: CoreDep``; the CLI builds the store modules it needs 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from parley.accounting import Accounting
 from parley.auth.keys import KeyVerifier
 from parley.config import Settings
 from parley.integrations import TokenVerifier
@@ -30,6 +31,7 @@ class Core:
     tokens: TokenVerifier
     searcher: Searcher
     embedder: EmbeddingWorker
+    accounting: Accounting = field(default_factory=Accounting.disabled)  # limits, usage rows, metrics
 
 
 def get_core(request: Request) -> Core:

@@ -5,6 +5,7 @@ The core raises these; each HTTP dialect turns them into its own error body (see
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 _UNSET = object()
@@ -63,6 +64,25 @@ class PayloadTooLarge(ParleyError):
     status = 413
     type = "invalid_request_error"
     code = "payload_too_large"
+
+
+class RateLimited(ParleyError):
+    """Over a rate limit (``rate_limit_exceeded``) or a spent budget (``insufficient_quota``):
+    429 with ``Retry-After`` in whole seconds."""
+
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, retry_after: float, *, kind: str = "requests", quota: bool = False) -> None:
+        seconds = max(1, math.ceil(retry_after))
+        super().__init__(
+            message,
+            code="insufficient_quota" if quota else "rate_limit_exceeded",
+            headers={"retry-after": str(seconds)},
+        )
+        self.type = "insufficient_quota" if quota else kind
+        self.retry_after = seconds
 
 
 class UpstreamError(ParleyError):

@@ -70,6 +70,14 @@ def _sse(obj: Any) -> bytes:
 
 
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+# OpenAI's usage with its details: cached prompt tokens and reasoning tokens (model "cached-usage").
+DETAILED_USAGE = {
+    "prompt_tokens": 20,
+    "completion_tokens": 9,
+    "total_tokens": 29,
+    "prompt_tokens_details": {"cached_tokens": 8, "audio_tokens": 0},
+    "completion_tokens_details": {"reasoning_tokens": 4, "audio_tokens": 0},
+}
 
 
 def _openai_error(message: str, type_: str, code: str | None) -> bytes:
@@ -199,7 +207,7 @@ def _whole(model: str, body: dict[str, Any], text: str) -> Response:
         "choices": [{"index": 0, "message": message, "finish_reason": finish}],
     }
     if model != "no-usage":
-        out["usage"] = USAGE
+        out["usage"] = DETAILED_USAGE if model == "cached-usage" else USAGE
     return Response(orjson.dumps(out), media_type="application/json")
 
 
@@ -277,7 +285,7 @@ async def _stream(rec: Recorder, model: str, body: dict[str, Any], text: str):  
                     "created": 1,
                     "model": model,
                     "choices": [],
-                    "usage": USAGE,
+                    "usage": DETAILED_USAGE if model == "cached-usage" else USAGE,
                 }
             )
         yield b"data: [DONE]\n\n"

@@ -97,7 +97,9 @@ async def embeddings(request: Request, core: CoreDep, caller: GatewayCaller) -> 
     inputs = _inputs(body["input"]) if isinstance(body, dict) and "input" in body else []
     req = validate(EmbeddingRequest, body)
     started = time.perf_counter()
-    result = await core.router.embed(req.model, inputs)
+    async with core.accounting.embedding(caller, core.router, req.model) as ticket:  # limits, usage, metrics
+        result = await core.router.embed(req.model, inputs)
+        ticket.usage = {"prompt_tokens": result.prompt_tokens}
     data = []
     for i, vec in enumerate(result.vectors):
         if req.dimensions and req.dimensions < len(vec):

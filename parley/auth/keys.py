@@ -27,6 +27,22 @@ async def create_gateway_key(db: AsyncSession, name: str) -> tuple[GatewayKey, s
     return row, key
 
 
+async def rename_gateway_key(db: AsyncSession, key_id: str, name: str) -> GatewayKey:
+    row = await db.get(GatewayKey, key_id)
+    if row is None:
+        raise NotFound(f"No key with id {key_id!r}")
+    row.name = name
+    await db.commit()
+    return row
+
+
+async def get_gateway_key(db: AsyncSession, key_id: str) -> GatewayKey:
+    row = await db.get(GatewayKey, key_id)
+    if row is None:
+        raise NotFound(f"No key with id {key_id!r}")
+    return row
+
+
 async def create_project_key(db: AsyncSession, project_id: str) -> tuple[ProjectKey, str]:
     key = new_key("pk-")
     row = ProjectKey(id=new_id("pkey_"), project_id=project_id, key_hash=hash_key(key), key_prefix=display_prefix(key))

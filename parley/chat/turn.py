@@ -3,14 +3,16 @@
 A dialect authenticates a ``Caller``, validates its own request into a ``TurnRequest`` and
 hands it here with its ``Encoder``; the turn does the rest, in one place:
 
+0. admit the caller against its limits and budgets (a 429 before anything happens);
 1. take the transcript's turn (a lock in the process, a lease across processes), read its
    history and store the caller's new messages (they are kept even if the model then fails);
 2. retrieve sources from the named memories; with none above the threshold and an unmatch
    message configured, that message is the reply and no model is called;
 3. call the upstream, whole or streamed (timeouts, keep-alive pings, cancellation: relay.py);
 4. store the reply when it finishes, or what was generated so far when the client leaves
-   (marked as cut off), and account for usage;
-5. let the encoder put the reply, its chunks or an error in the dialect's own shapes.
+   (marked as cut off);
+5. let the encoder put the reply, its chunks or an error in the dialect's own shapes;
+6. account for it, however it ended: usage row, tokens and spend against the limits, metrics.
 
 ``/v1`` has no transcript; project sessions and v8 conversations are the two transcripts.
 """
@@ -25,6 +27,7 @@ from typing import Any, Protocol
 import anyio
 from starlette.responses import Response
 
+from parley.accounting import CLIENT_LEFT, Ticket
 from parley.api.jsonresp import json_response
 from parley.api.sse import PING_LINE, sse_response
 from parley.caller import Caller
@@ -166,7 +169,10 @@ async def run(core: Core, req: TurnRequest, encoder: Encoder) -> Response:
     """The whole turn; returns the dialect's JSON response or its event stream."""
     route = core.router.chat(req.model)  # an unknown model is refused before anything is stored
     label = req.label or route.public_name
+    # Over a limit or budget: a 429 here, before anything is stored or any upstream is called.
+    ticket = await core.accounting.admit_chat(req.caller, route, req.stream)
     hold = AsyncExitStack()  # the transcript's turn, until the reply is stored or given up
+    calling = False  # while the model is being called: a failure then is the upstream's
     try:
         if req.transcript is not None:
             await hold.enter_async_context(req.transcript.hold())
@@ -183,36 +189,55 @@ async def run(core: Core, req: TurnRequest, encoder: Encoder) -> Response:
         body: Body = {**req.params, "messages": system + history}
         unmatched = (req.memories or {}).get("unmatch_message")
         if hits == [] and unmatched:  # nothing relevant: the configured answer, no model called
+            ticket.no_model()
             chat = ChatStream(route, body, canned_chunks(unmatched), None, label)
             chat.upstream = False
             if not req.stream:
                 async for _ in chat:
                     pass
-                return await _whole(req, encoder, _reply_from_stream(chat, label, refs), hold)
+                return await _whole(req, encoder, _reply_from_stream(chat, label, refs), hold, ticket)
         elif not req.stream:
+            calling = True
             completion, used = await complete(core.router, req.model, body)
+            calling = False
             reply = _reply_from_completion(completion, label, refs)
             reply.route = used
-            return await _whole(req, encoder, reply, hold)
+            ticket.answered_by(used)
+            return await _whole(req, encoder, reply, hold, ticket)
         else:
+            calling = True
             chat = await open_stream(core.router, req.model, body, core.settings.sse_ping_interval, label)
-    except BaseException:
+            ticket.answered_by(chat.route)
+    except BaseException as exc:
+        ticket.fail(exc, upstream=calling)
         await hold.aclose()
         raise
-    return sse_response(_events(req, encoder, chat, label, refs), headers=encoder.headers, on_close=hold.aclose)
+    ticket.stream_opened()
+
+    async def closed() -> None:
+        try:
+            await hold.aclose()
+        finally:  # the client left before the stream even started: its prompt was still sent
+            ticket.finish(200, chat.usage, CLIENT_LEFT)
+
+    return sse_response(_events(req, encoder, chat, label, refs, ticket), headers=encoder.headers, on_close=closed)
 
 
-async def _whole(req: TurnRequest, encoder: Encoder, reply: Reply, hold: AsyncExitStack) -> Response:
+async def _whole(req: TurnRequest, encoder: Encoder, reply: Reply, hold: AsyncExitStack, ticket: Ticket) -> Response:
     try:
         if req.transcript is not None:
             await req.transcript.finish(reply)
+    except BaseException as exc:
+        ticket.fail(exc, upstream=False, usage=reply.usage, answered=True)
+        raise
     finally:
         await hold.aclose()
+    ticket.finish(200, reply.usage)
     return json_response(encoder.reply(reply), headers=encoder.headers)
 
 
 async def _events(
-    req: TurnRequest, encoder: Encoder, chat: ChatStream, label: str, refs: list[Body]
+    req: TurnRequest, encoder: Encoder, chat: ChatStream, label: str, refs: list[Body], ticket: Ticket
 ) -> AsyncIterator[bytes]:
     ended = False  # finished, or failed: either way nothing is left to store
     try:
@@ -221,22 +246,32 @@ async def _events(
         async for item in chat:
             if item is PING:
                 yield getattr(encoder, "ping", PING_LINE)
-            elif (encoded := encoder.chunk(item, chat.builder)) is not None:
+                continue
+            ticket.first_token()
+            if (encoded := encoder.chunk(item, chat.builder)) is not None:
                 yield encoded
         reply = _reply_from_stream(chat, label, refs)
         ended = True
         if req.transcript is not None:  # stored before the end: a client that saw it finds it
             await req.transcript.finish(reply)
+        ticket.finish(200, reply.usage)
         for line in encoder.closing(reply):
             yield line
     except ParleyError as exc:
+        # The status line (200) is long gone: the error travels as an event, and the usage row
+        # keeps the code. What the model wrote before failing is counted.
+        ticket.finish(200, chat.usage, exc.code or exc.type, upstream_failed=not ended)
         ended = True
         yield encoder.error(exc)
+    except Exception:
+        ticket.finish(200, chat.usage, "server_error")
+        raise
     finally:
-        if not ended and req.transcript is not None:
+        if not ended:
             # The client left mid-stream: keep what was generated so far, marked as cut off.
             # Shielded, because the request's own cancellation would cancel the write too.
             with anyio.CancelScope(shield=True):
                 reply = _reply_from_stream(chat, label, refs, cut_off=True)
-                if reply.message.get("content") or reply.message.get("tool_calls"):
+                ticket.finish(200, reply.usage, CLIENT_LEFT)
+                if req.transcript is not None and (reply.message.get("content") or reply.message.get("tool_calls")):
                     await req.transcript.finish(reply)

@@ -10,8 +10,10 @@ import numpy as np
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -308,3 +310,73 @@ class ResponseItem(Base):
     kind: Mapped[str] = mapped_column(String(10))  # input | output
     item_id: Mapped[str] = mapped_column(String(255))
     item: Mapped[dict[str, Any]] = mapped_column(Json)
+
+
+class Limit(Base):
+    """Rate limits and a spend budget for one gateway key, project or integration.
+
+    ``scope`` is ``key``, ``project`` or ``integration``; ``user`` rows hold an integration's
+    defaults for each of its end users (``subject_id`` is the integration). None: no limit.
+    """
+
+    __tablename__ = "limits"
+    scope: Mapped[str] = mapped_column(String(20), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rpm: Mapped[int | None] = mapped_column(Integer, default=None)
+    tpm: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_streams: Mapped[int | None] = mapped_column(Integer, default=None)
+    budget_usd: Mapped[float | None] = mapped_column(Float, default=None)
+    budget_period: Mapped[str | None] = mapped_column(String(10), default=None)  # day | month (UTC)
+    updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
+
+
+class QuotaCounter(Base):
+    """A shared counter of one limit (requests, tokens or USD) for its current window.
+
+    Windows are kept in epoch seconds; a row whose window has passed is reset by the next
+    update, in the same atomic statement that grants or adds (see parley/limits/counters.py).
+    """
+
+    __tablename__ = "quota_counters"
+    key: Mapped[str] = mapped_column(String(600), primary_key=True)
+    window_start: Mapped[float] = mapped_column(Float, default=0.0)
+    used: Mapped[float] = mapped_column(Float, default=0.0)
+    granted: Mapped[float] = mapped_column(Float, default=0.0)  # what the last grant gave
+
+
+class StreamSlot(Base):
+    """One open stream counted against a concurrency limit; a crashed holder's slot expires."""
+
+    __tablename__ = "stream_slots"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(String(600), index=True)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class UsageRecord(Base):
+    """One request of any dialect: who called, what it used, what it cost, how it went."""
+
+    __tablename__ = "usage_records"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(default=now, index=True)
+    request_id: Mapped[str] = mapped_column(String(200))
+    caller_kind: Mapped[str] = mapped_column(String(20))
+    key_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    project_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    app_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    user_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    dialect: Mapped[str] = mapped_column(String(20))
+    model: Mapped[str] = mapped_column(String(200))  # the public name
+    provider: Mapped[str | None] = mapped_column(String(100), default=None)  # None: no model was called
+    deployment: Mapped[str | None] = mapped_column(String(100), default=None)
+    upstream_model: Mapped[str | None] = mapped_column(String(200), default=None)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cached_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    ttft_ms: Mapped[float | None] = mapped_column(Float, default=None)  # streams: until the first chunk
+    status: Mapped[int] = mapped_column(Integer)  # the HTTP status the client got
+    error_code: Mapped[str | None] = mapped_column(String(100), default=None)
+    streamed: Mapped[bool] = mapped_column(default=False)

@@ -134,18 +134,22 @@ async def generate_title(conversation_id: str, request: Request, caller: V8Calle
     lines = [f"{m.role}: {m.content}" for m in rows if m.content and m.role in ("user", "assistant")]
     if not lines:
         raise BadRequest("The conversation has no messages to make a title from.")
-    result, _ = await complete(
-        c.router,
-        conversation.settings["model"],
-        {
-            "messages": [
-                {"role": "system", "content": TITLE_PROMPT},
-                {"role": "user", "content": "\n".join(lines)[:8000]},
-            ],
-            "max_tokens": 32,
-            "temperature": 0.3,
-        },
-    )
+    route = c.router.chat(conversation.settings["model"])
+    async with c.accounting.call(caller.caller, route) as ticket:  # limits, usage, metrics
+        result, used = await complete(
+            c.router,
+            conversation.settings["model"],
+            {
+                "messages": [
+                    {"role": "system", "content": TITLE_PROMPT},
+                    {"role": "user", "content": "\n".join(lines)[:8000]},
+                ],
+                "max_tokens": 32,
+                "temperature": 0.3,
+            },
+        )
+        ticket.answered_by(used)
+        ticket.usage = result["usage"]
     title = (
         content_text((result["choices"][0].get("message") or {}).get("content")).strip().strip("\"'“”「」《》").strip()
     )
