@@ -74,6 +74,7 @@ class ModelConfig(BaseModel):
     # Several entries with one ``name`` are deployments of one public model (providers mixed).
     weight: float = Field(default=1.0, gt=0)  # share of requests among healthy deployments
     fallbacks: list[str] = Field(default_factory=list)  # other models tried when all deployments fail
+    price: Price | None = None  # what a request costs, for usage records and spend budgets
 
 
 class Routing(BaseModel):
@@ -85,7 +86,6 @@ class Routing(BaseModel):
     allowed_fails: int = Field(default=3, ge=1)  # failures in a row before a deployment cools down
     cooldown: float = Field(default=30.0, ge=0)  # seconds a cooled-down deployment is skipped
     backoff: float = Field(default=0.1, ge=0)  # seconds before the first retry; doubles, with jitter
-    price: Price | None = None  # what a request costs, for usage records and spend budgets
 
 
 class Settings(BaseModel):

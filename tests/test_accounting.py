@@ -55,7 +55,7 @@ def _read_stream(response: httpx.Response) -> list[str]:
 
 
 def _check_priced_row(row: dict[str, Any], **expected: Any) -> None:
-    assert row["model"] == "priced" and row["provider"] == "up" and row["deployment"] == "up"
+    assert row["model"] == "priced" and row["provider"] == "up" and row["deployment"] == "up/cached-usage"
     assert row["upstream_model"] == "cached-usage"
     assert (row["prompt_tokens"], row["completion_tokens"]) == (20, 9)
     assert (row["cached_tokens"], row["reasoning_tokens"]) == (8, 4)
@@ -220,27 +220,23 @@ def test_failures_are_recorded_with_their_status_and_code(acct):
     assert (fail_row["status"], fail_row["error_code"], fail_row["provider"]) == (502, "upstream_error", "up")
     assert (drop_row["status"], drop_row["error_code"], drop_row["streamed"]) == (200, "upstream_error", True)
     assert drop_row["completion_tokens"] > 0  # "partial " came before the drop
-    assert (refused_row["status"], refused_row["error_code"]) == (400, "upstream_rejected")
+    assert (refused_row["status"], refused_row["error_code"]) == (400, "invalid_request_error")
 
 
 def test_bad_input_leaves_no_row(acct):
+    """Found bad inside the turn (a session the messages add nothing to), after admission."""
+    project = cli_json(acct.database_url, "projects", "create", "--name", "bad", "--model", "echo", "--json")
+    url = f"/api/project/{project['id']}/integration/api/chat/completions"
     rid = new_rid()
-    with acct.client() as http:
+    with acct.client(key=project["api_key"]) as http:
         r = http.post(
-            "/v1/chat/completions",
+            url,
             headers={"x-request-id": rid},
-            json={"model": "echo", "messages": [{"role": "assistant", "content": "nothing to answer"}]},
+            json={"messages": [{"role": "assistant", "content": "nothing to answer"}]},
         )
         assert r.status_code == 400
         later = new_rid()
-        assert (
-            http.post(
-                "/v1/chat/completions",
-                headers={"x-request-id": later},
-                json={"model": "echo", "messages": _user_says("x")},
-            ).status_code
-            == 200
-        )
+        assert http.post(url, headers={"x-request-id": later}, json={"messages": _user_says("x")}).status_code == 200
     wait_rows(acct.database_url, [later])  # written after the bad one would have been
     assert usage_rows(acct.database_url, [rid]) == []
 

@@ -188,14 +188,14 @@ def test_concurrent_streams_are_limited_and_a_finished_one_frees_its_slot(acct):
 
 
 def test_bad_input_after_admission_does_not_use_up_the_limit(acct):
-    key = cli_json(acct.database_url, "keys", "create", "--name", "refund", "--rpm", "1", "--json")
-    with acct.client(key=key["key"]) as http:
-        bad = http.post(
-            "/v1/chat/completions", json={"model": "echo", "messages": [{"role": "assistant", "content": "no"}]}
-        )
-        assert bad.status_code == 400
-        assert _chat(http, "good").status_code == 200
-        assert _chat(http, "over").status_code == 429
+    made = ("projects", "create", "--name", "refund", "--model", "echo", "--rpm", "1", "--json")
+    project = cli_json(acct.database_url, *made)
+    url = f"/api/project/{project['id']}/integration/api/chat/completions"
+    with acct.client(key=project["api_key"]) as http:
+        bad = http.post(url, json={"messages": [{"role": "assistant", "content": "no"}]})
+        assert bad.status_code == 400  # found inside the turn, after admission: refunded
+        assert http.post(url, json={"messages": [{"role": "user", "content": "good"}]}).status_code == 200
+        assert http.post(url, json={"messages": [{"role": "user", "content": "over"}]}).status_code == 429
 
 
 def test_embeddings_count_against_the_limit(acct):

@@ -166,3 +166,11 @@ def test_a_client_that_leaves_mid_stream_keeps_the_partial_reply_in_its_conversa
     assert user.send(conv2["id"], content="again", stream=False).status_code == 200
     r = user.send(conv["id"], content="and now?", stream=False, messages=[])
     assert r.status_code == 200
+
+
+def test_a_final_assistant_message_is_passed_on_as_a_prefill(parley):
+    messages = [{"role": "user", "content": "Say hi"}, {"role": "assistant", "content": "Hi"}]
+    with parley.client() as http:
+        r = http.post("/v1/chat/completions", json={"model": "echo", "messages": messages})
+    assert r.status_code == 200, r.text
+    assert parley.upstream.rec.last()["messages"] == messages

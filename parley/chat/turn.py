@@ -179,7 +179,7 @@ async def run(core: Core, req: TurnRequest, encoder: Encoder) -> Response:
             history, fresh = await req.transcript.begin()
         else:
             history = fresh = req.messages
-        if not history or history[-1].get("role") == "assistant":
+        if not history:  # (a final assistant message is a prefill some upstreams continue)
             raise BadRequest("The messages add nothing for the assistant to answer.", param="messages")
         hits = await _retrieve(core, req, fresh)
         refs = retrieval.references(hits or [])
