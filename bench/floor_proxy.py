@@ -67,12 +67,17 @@ class Floor:
 
     async def _relay(self, head: bytes, up: asyncio.StreamReader, client: asyncio.StreamWriter) -> bool:
         """Copy one response; False when the client went away before it ended."""
+        if client.is_closing():
+            return False
         client.write(head)
         if _header(head, b"transfer-encoding") == b"chunked":
             while True:
                 size_line = await up.readuntil(b"\r\n")
                 size = int(size_line.split(b";")[0], 16)
-                client.write(size_line + await up.readexactly(size + 2))
+                data = size_line + await up.readexactly(size + 2)
+                if client.is_closing():
+                    return False
+                client.write(data)
                 try:
                     await client.drain()
                 except ConnectionError:
@@ -80,7 +85,10 @@ class Floor:
                 if size == 0:
                     return True
         length = int(_header(head, b"content-length") or 0)
-        client.write(await up.readexactly(length))
+        data = await up.readexactly(length)
+        if client.is_closing():
+            return False
+        client.write(data)
         try:
             await client.drain()
         except ConnectionError:
