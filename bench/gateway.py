@@ -6,7 +6,8 @@ and against the floor (bench/floor_proxy.py: a bare asyncio pass-through proxy),
 Starts the instant upstream, the floor proxy and `parley serve` as separate processes. For whole
 and streamed (10 chunks) completions at concurrency 1, 64 and 256 it prints latency p50/p99 and
 throughput of each path, the latency the floor and Parley add over direct, Parley's added
-latency as a multiple of the floor's, and Parley's p99/p50. Each figure is the median of
+latency as a multiple of the floor's, Parley's p99/p50, and the CPU time the floor's and
+Parley's processes spend per request (steadier than latency on a shared machine). Each figure is the median of
 ``--repeat`` runs, the three paths measured in turn within each, so machine noise (other
 processes on the same cores) hits them alike. Then a burst: ``--burst`` streams (50 chunks,
 20 ms apart) opened at once on each path: time to first token and Parley's peak RSS.
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loadgen  # noqa: E402
 import wrk  # noqa: E402
 from loadgen import Stats, arun, request_bytes  # noqa: E402
-from stack import Stack, running, worker_pids  # noqa: E402
+from stack import Stack, cpu_seconds, running, worker_pids  # noqa: E402
 
 PATH = "/v1/chat/completions"
 PATHS = ("direct", "floor", "parley")
@@ -75,6 +76,12 @@ def med(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
+def ratio(a: float, b: float) -> float:
+    """a / b, or nan where b is no real baseline (a run too short to finish a request, or a
+    floor that measured no added latency at all within the noise)."""
+    return a / b if b > 0 else float("nan")
+
+
 def header(args: argparse.Namespace) -> None:
     try:
         import uvloop
@@ -96,18 +103,25 @@ def header(args: argparse.Namespace) -> None:
     print()
 
 
-def measure(stack: Stack, args: argparse.Namespace, mode: str, conc: int, seconds: float) -> dict[str, Stats]:
+def measure(
+    stack: Stack, args: argparse.Namespace, mode: str, conc: int, seconds: float, model: str = "gpt-4o-mini"
+) -> dict[str, Stats]:
     ports = {"direct": stack.upstream_port, "floor": stack.floor_port, "parley": stack.parley_port}
+    # Whose CPU a path costs beyond the upstream's: CPU per request is far steadier than
+    # latency when other processes share the cores.
+    own = {"direct": [stack.upstream_pid], "floor": [stack.floor_pid], "parley": worker_pids(stack.parley_pid)}
     auth = {"authorization": f"Bearer {stack.key}"}
     out = {}
     for name in PATHS:
         headers = auth if name == "parley" else {}
-        data = body("gpt-4o-mini", mode == "stream")
+        data = body(model, mode == "stream")
+        cpu = cpu_seconds(own[name])
         if wrk.available() and not args.python_client:
             out[name] = wrk.run(ports[name], PATH, data, headers, conc, seconds)
         else:
             payload = request_bytes("127.0.0.1", ports[name], PATH, data, headers)
             out[name] = arun(loadgen.run("127.0.0.1", ports[name], payload, conc, 10**9, seconds)).stats()
+        out[name].cpu_us = (cpu_seconds(own[name]) - cpu) / max(out[name].requests, 1) * 1e6
     return out
 
 
@@ -118,35 +132,51 @@ def fixed_concurrency(stack: Stack, args: argparse.Namespace) -> None:
     for _ in range(args.repeat):
         for mode, conc in RUNS:
             runs[(mode, conc)].append(measure(stack, args, mode, conc, args.seconds))
-    print(
-        f"{'':11}| {'direct':^23}| {'floor proxy':^23}| {'parley':^23}| {'added p50 over direct':^27}| parley\n"
-        f"{'mode':<7}{'conc':>4}"
-        + " | {:>7}{:>7}{:>8}".format("p50", "p99", "req/s") * 3
-        + f" | {'floor':>7}{'parley':>8}{'x floor':>9} | {'p99/p50':>7}{'vs direct':>10}"
-    )
+    print(f"{'':12}| {'direct':^23}| {'floor proxy':^23}| {'parley':^23}")
+    print(f"{'mode':<7}{'conc':>4}" + " | {:>7}{:>7}{:>8}".format("p50", "p99", "req/s") * 3)
     errors = 0
     for (mode, conc), reps in runs.items():
-        cols = []
+        line = f"{mode:<7}{conc:>4}"
         for name in PATHS:
-            cols += [
-                med([r[name].p50 for r in reps]),
-                med([r[name].p99 for r in reps]),
-                med([r[name].rps for r in reps]),
-            ]
+            p50, p99, rps = (med([getattr(r[name], k) for r in reps]) for k in ("p50", "p99", "rps"))
+            line += f" | {p50:>5.2f}ms{p99:>5.1f}ms{rps:>8.0f}"
             errors += sum(r[name].errors for r in reps)
+        print(line, flush=True)
+    print(
+        f"\n{'':12}| {'latency added over direct, p50':^32}| {'parley':^18}| {'CPU per request (own process)':^31}\n"
+        f"{'mode':<7}{'conc':>4} | {'floor':>9}{'parley':>10}{'x floor':>11} | {'p99/p50':>7}{'vs direct':>10}"
+        f" | {'floor':>9}{'parley':>10}{'x floor':>10}"
+    )
+    for (mode, conc), reps in runs.items():
         floor_added = med([r["floor"].p50 - r["direct"].p50 for r in reps])
         parley_added = med([r["parley"].p50 - r["direct"].p50 for r in reps])
-        multiple = med([(r["parley"].p50 - r["direct"].p50) / (r["floor"].p50 - r["direct"].p50) for r in reps])
-        tail = med([r["parley"].p99 / r["parley"].p50 for r in reps])
-        share = med([r["parley"].rps / r["direct"].rps for r in reps])
-        line = f"{mode:<7}{conc:>4}" + " | {:>5.2f}ms{:>5.1f}ms{:>8.0f}".format(*cols[0:3])
-        line += " | {:>5.2f}ms{:>5.1f}ms{:>8.0f}".format(*cols[3:6]) + " | {:>5.2f}ms{:>5.1f}ms{:>8.0f}".format(
-            *cols[6:9]
+        multiple = med([ratio(r["parley"].p50 - r["direct"].p50, r["floor"].p50 - r["direct"].p50) for r in reps])
+        tail = med([ratio(r["parley"].p99, r["parley"].p50) for r in reps])
+        share = med([ratio(r["parley"].rps, r["direct"].rps) for r in reps])
+        floor_cpu, parley_cpu = med([r["floor"].cpu_us for r in reps]), med([r["parley"].cpu_us for r in reps])
+        print(
+            f"{mode:<7}{conc:>4} | {floor_added:>7.2f}ms{parley_added:>8.2f}ms{multiple:>10.1f}x | {tail:>6.1f}x"
+            f"{share:>9.2f}x | {floor_cpu:>7.0f}us{parley_cpu:>8.0f}us{ratio(parley_cpu, floor_cpu):>9.1f}x"
         )
-        line += f" | {floor_added:>5.2f}ms{parley_added:>6.2f}ms{multiple:>8.1f}x | {tail:>6.1f}x{share:>9.2f}x"
-        print(line, flush=True)
     if errors:
         print(f"non-200 responses or socket errors: {errors}")
+
+
+def chunk_cost(stack: Stack, args: argparse.Namespace) -> None:
+    """A stream's CPU split into what each chunk costs and what the stream costs once: streams
+    of 11 and of 53 events (the instant upstream's `long` model), the difference per event."""
+    extra = 53 - 11
+    got: dict[str, list[tuple[float, float]]] = {"floor": [], "parley": []}
+    for _ in range(args.repeat):
+        short = measure(stack, args, "stream", 64, args.seconds)
+        long = measure(stack, args, "stream", 64, args.seconds, model="long")
+        for name in got:
+            per_chunk = (long[name].cpu_us - short[name].cpu_us) / extra
+            got[name].append((per_chunk, short[name].cpu_us - 11 * per_chunk))
+    print(f"\nstreamed at c=64, CPU of the proxy's own process, median of {args.repeat}:")
+    for name, xs in got.items():
+        chunk, fixed = med([c for c, _ in xs]), med([f for _, f in xs])
+        print(f"  {name:<7} {chunk:>6.0f} us per chunk, {fixed:>6.0f} us per stream besides")
 
 
 def bursts(stack: Stack, args: argparse.Namespace) -> None:
@@ -190,11 +220,15 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="parley serve --workers")
     ap.add_argument("--burst", type=int, default=1000, help="streams opened at once (0: no burst)")
     ap.add_argument("--python-client", action="store_true", help="use bench/loadgen.py even when wrk is installed")
+    ap.add_argument("--only", choices=("table", "chunks", "burst"), help="run one section only")
     args = ap.parse_args()
     header(args)
     with running(workers=args.workers) as stack:
-        fixed_concurrency(stack, args)
-        if args.burst:
+        if args.only in (None, "table"):
+            fixed_concurrency(stack, args)
+        if args.only in (None, "chunks"):
+            chunk_cost(stack, args)
+        if args.burst and args.only in (None, "burst"):
             bursts(stack, args)
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

@@ -1,8 +1,9 @@
 """An instant OpenAI-compatible upstream for benchmarks: a bare ASGI app, no framework.
 
 Answers /v1/chat/completions at once, whole or as a 10-chunk SSE stream (8 words, the finish
-chunk, the usage chunk, then [DONE]). The model "slow" streams like a real model instead:
-50 word chunks 20 ms apart.
+chunk, the usage chunk, then [DONE]). The model "long" streams 50 words at once (with the
+10-chunk stream, it separates a stream's fixed cost from each chunk's); the model "slow"
+streams like a real model instead: 50 word chunks 20 ms apart.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ async def app(scope, receive, send):  # noqa: ANN001, ANN201 - a bare ASGI calla
                 await asyncio.sleep(SLOW_GAP)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         else:
-            for chunk in CHUNKS:
+            for chunk in SLOW_CHUNKS if b'"model":"long"' in compact else CHUNKS:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
         return

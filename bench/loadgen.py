@@ -35,6 +35,7 @@ class Stats:
     rps: float
     requests: int
     errors: int
+    cpu_us: float = float("nan")  # CPU the serving process used per request, when measured
 
 
 @dataclass

@@ -84,6 +84,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--conc", type=int, default=64)
     ap.add_argument("--stream", action="store_true")
+    ap.add_argument("--model", default="gpt-4o-mini", help="`long`: 50-chunk streams, to see each chunk's cost")
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--out", type=Path, default=Path("/tmp/parley-profile"))
@@ -93,10 +94,12 @@ def main() -> None:
         summarize(args.summarize, args.top)
         return
     args.out.mkdir(parents=True, exist_ok=True)
-    name = f"{'stream' if args.stream else 'whole'}-c{args.conc}"
+    name = f"{'stream' if args.stream else 'whole'}-c{args.conc}" + (
+        "" if args.model == "gpt-4o-mini" else f"-{args.model}"
+    )
     folded = args.out / f"{name}.txt"
     with running() as stack:
-        data = body("gpt-4o-mini", args.stream)
+        data = body(args.model, args.stream)
         auth = {"authorization": f"Bearer {stack.key}"}
         wrk.run(stack.parley_port, "/v1/chat/completions", data, auth, args.conc, 2)  # warm
         load = threading.Thread(

@@ -2,7 +2,8 @@
 instant upstream, the floor proxy in front of it, and `parley serve` with a fresh SQLite
 database and a gateway key.
 
-Parley routes `gpt-4o-mini` to the upstream's instant answers and `slow` to its slow stream.
+Parley routes `gpt-4o-mini` to the upstream's instant answers, `long` to its instant 50-chunk
+stream and `slow` to its slow stream.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class Stack:
     parley_pid: int
     floor_port: int
     work: Path  # holds the database, the config and parley.log (its stderr)
+    floor_pid: int = 0
+    upstream_pid: int = 0
 
 
 def free_port() -> int:
@@ -64,6 +67,15 @@ def wait_port(port: int) -> None:
     raise SystemExit(f"nothing listens on port {port}")
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes (all their threads) have used so far."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def worker_pids(pid: int) -> list[int]:
     """The processes that serve requests: `pid` itself with one worker, else its children."""
     kids: list[int] = []
@@ -74,10 +86,14 @@ def worker_pids(pid: int) -> list[int]:
 
 @contextmanager
 def running(
-    workers: int = 1, server: Sequence[str] | None = None, env: dict[str, str] | None = None
+    workers: int = 1,
+    server: Sequence[str] | None = None,
+    env: dict[str, str] | None = None,
+    root: Path = ROOT,
 ) -> Iterator[Stack]:
     """``server`` replaces the `parley serve` command (a profiling wrapper, say); it gets the
-    port appended and PARLEY_CONFIG in its environment."""
+    port appended and PARLEY_CONFIG in its environment. ``root``: the checkout whose `parley`
+    runs (bench/ab.py compares two)."""
     work = Path(tempfile.mkdtemp(prefix="parley-bench-"))
     up_port, parley_port, floor_port = free_port(), free_port(), free_port()
     benv = {**os.environ, "PYTHONPATH": str(BENCH)}
@@ -98,22 +114,24 @@ def running(
         "providers": [{"name": "instant", "type": "openai", "base_url": f"http://127.0.0.1:{up_port}/v1",
                        "api_key": "sk-bench"}],
         "models": [{"name": "gpt-4o-mini", "provider": "instant", "upstream_model": "bench"},
-                   {"name": "slow", "provider": "instant", "upstream_model": "slow"}],
+                   {"name": "slow", "provider": "instant", "upstream_model": "slow"},
+                   {"name": "long", "provider": "instant", "upstream_model": "long"}],
         "secret_key_file": str(work / "secret.key"),
     }))  # fmt: skip
     penv = {**os.environ, **(env or {}), "PARLEY_CONFIG": str(config)}
     made = subprocess.run([sys.executable, "-m", "parley", "keys", "create", "--name", "bench", "--json"], env=penv,
-                          capture_output=True, text=True, check=True, cwd=ROOT)  # fmt: skip
+                          capture_output=True, text=True, check=True, cwd=root)  # fmt: skip
     command = list(server or [sys.executable, "-m", "parley", "serve", "--workers", str(workers), "--port"])
     # Its log goes to a file: a load generator that stops mid-request makes it log each one.
     with open(work / "parley.log", "wb") as log:
-        parley = subprocess.Popen([*command, str(parley_port)], env=penv, cwd=ROOT, stderr=log)
+        parley = subprocess.Popen([*command, str(parley_port)], env=penv, cwd=root, stderr=log)
     procs = (parley, floor, upstream)
     try:
         wait_up(f"http://127.0.0.1:{up_port}/", upstream)
         wait_port(floor_port)
         wait_up(f"http://127.0.0.1:{parley_port}/healthz", parley)
-        yield Stack(up_port, parley_port, json.loads(made.stdout)["key"], parley.pid, floor_port, work)
+        key = json.loads(made.stdout)["key"]
+        yield Stack(up_port, parley_port, key, parley.pid, floor_port, work, floor.pid, upstream.pid)
     finally:
         for proc in procs:
             proc.terminate()
