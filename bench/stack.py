@@ -77,7 +77,8 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def worker_pids(pid: int) -> list[int]:
-    """The processes that serve requests: `pid` itself with one worker, else its children."""
+    """The processes that serve requests: `pid` itself with one worker, else its children (the
+    workers, and multiprocessing's small resource tracker)."""
     kids: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
         kids += [int(k) for k in (task / "children").read_text().split()]
