@@ -137,11 +137,11 @@ class LexicalIndex:
             self._gram_cache[gram] = hit
         return hit
 
-    def _field(self, query: Sequence[str], gram_field: bool) -> tuple[np.ndarray, np.ndarray, float]:
+    def _field(self, query: dict[str, float], gram_field: bool) -> tuple[np.ndarray, np.ndarray, float]:
         """(raw BM25 per chunk, the most each chunk could score, the most any text could score)."""
         raw = np.zeros(self.size, dtype=np.float32)
         ceiling = np.zeros(3, dtype=np.float64)  # per script: Han, Latin, neither
-        for term, qtf in Counter(query).items():
+        for term, qtf in query.items():
             docs, weights = self._gram(term) if gram_field else self.words.postings(term)
             idf = self.words.idf(len(docs))
             ceiling[script_of(term)] += qtf * idf * (K1 + 1)
@@ -151,8 +151,14 @@ class LexicalIndex:
 
     def match(self, query: Sequence[str]) -> Lexical:
         query = [t for t in query if t not in STORED_STOPWORDS]
-        raw_w, ceil_w, full = self._field(query, False)
-        raw_g, ceil_g, _ = self._field(grams(query), True)
+        raw_w, ceil_w, full = self._field(dict(Counter(query)), False)
+        # Each query word weighs the same in the gram field however many grams it breaks into.
+        pieces: Counter[str] = Counter()
+        for word in query:
+            parts = grams([word])
+            for part in parts:
+                pieces[part] += 1 / len(parts)
+        raw_g, ceil_g, _ = self._field(dict(pieces), True)
         with np.errstate(divide="ignore", invalid="ignore"):
             words = np.where(ceil_w > 0, raw_w / ceil_w, 0.0)
             pieces = np.where(ceil_g > 0, raw_g / ceil_g, 0.0)

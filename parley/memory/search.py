@@ -65,10 +65,6 @@ class Hit:
         }
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / (np.linalg.norm(v) or 1.0)
-
-
 class Searcher:
     def __init__(self, router: Any, postgres: bool) -> None:
         self.router = router
@@ -88,17 +84,13 @@ class Searcher:
             async with self._shift_lock:
                 if model not in self._shifts:
                     result = await self.router.embed(model, list(QUESTIONS))
-                    rows = np.asarray(result.vectors, dtype=np.float32)
-                    rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
-                    self._shifts[model] = rows.mean(axis=0)
+                    self._shifts[model] = scoring.background_direction(np.asarray(result.vectors))
         return self._shifts[model]
 
     async def query_vector(self, memory: Memory, query: str) -> np.ndarray:
         result = await self.router.embed(memory.embedding_model, [query])
-        q = _unit(np.asarray(result.vectors[0], dtype=np.float32))
-        if self.profile(memory).shift:
-            q = _unit(q - await self._shift(memory.embedding_model))
-        return q
+        shift = await self._shift(memory.embedding_model) if self.profile(memory).shift else None
+        return scoring.shifted(np.asarray(result.vectors[0]), shift)
 
     async def _allowed(
         self, db: AsyncSession, memory: Memory, index: LoadedIndex, content_filter: dict[str, Any] | None
@@ -208,7 +200,7 @@ class Searcher:
         if mode == "lexical":
             assert lexical is not None
             mean_l = scoring.shrunk_mean(lexical.total, len(index))
-            sims = scoring.lexical_similarity(lexical.score, mean_l)
+            sims = scoring.sigmoid(scoring.lexical_logit(lexical.score, mean_l))
         else:
             q = await self.query_vector(memory, query)
             if self.postgres:
