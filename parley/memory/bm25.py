@@ -153,12 +153,12 @@ class LexicalIndex:
         query = [t for t in query if t not in STORED_STOPWORDS]
         raw_w, ceil_w, full = self._field(dict(Counter(query)), False)
         # Each query word weighs the same in the gram field however many grams it breaks into.
-        pieces: Counter[str] = Counter()
+        weights: dict[str, float] = {}
         for word in query:
             parts = grams([word])
             for part in parts:
-                pieces[part] += 1 / len(parts)
-        raw_g, ceil_g, _ = self._field(dict(pieces), True)
+                weights[part] = weights.get(part, 0.0) + 1 / len(parts)
+        raw_g, ceil_g, _ = self._field(weights, True)
         with np.errstate(divide="ignore", invalid="ignore"):
             words = np.where(ceil_w > 0, raw_w / ceil_w, 0.0)
             pieces = np.where(ceil_g > 0, raw_g / ceil_g, 0.0)
