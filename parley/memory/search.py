@@ -87,10 +87,14 @@ class Searcher:
                     self._shifts[model] = scoring.background_direction(np.asarray(result.vectors))
         return self._shifts[model]
 
-    async def query_vector(self, memory: Memory, query: str) -> np.ndarray:
-        result = await self.router.embed(memory.embedding_model, [query])
+    async def query_vectors(self, memory: Memory, queries: list[str]) -> np.ndarray:
+        """Unit query vectors as dense search compares them (shifted for the packaged model)."""
+        result = await self.router.embed(memory.embedding_model, queries)
         shift = await self._shift(memory.embedding_model) if self.profile(memory).shift else None
-        return scoring.shifted(np.asarray(result.vectors[0]), shift)
+        return scoring.shifted(np.asarray(result.vectors), shift)
+
+    async def query_vector(self, memory: Memory, query: str) -> np.ndarray:
+        return (await self.query_vectors(memory, [query]))[0]
 
     async def _allowed(
         self, db: AsyncSession, memory: Memory, index: LoadedIndex, content_filter: dict[str, Any] | None
