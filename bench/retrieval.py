@@ -129,7 +129,7 @@ def logits(s: Set, embed: Embedder, shift: np.ndarray) -> tuple[dict[str, np.nda
     cos = q @ d.T
     means = (q @ d.sum(axis=0)) / (len(s.docs) + scoring.SHRINK)
     profile = scoring.PACKAGED
-    index = LexicalIndex([" ".join(terms(t)) for t in s.docs])
+    index = LexicalIndex([" ".join(terms(t, document=True)) for t in s.docs])
     out = {m: np.empty(cos.shape) for m in MODES}
     shared = np.zeros(cos.shape, dtype=bool)
     for k, text in enumerate(s.queries):

@@ -414,6 +414,24 @@ def memories_list(
     emit(rows, as_json, "\n".join(f"{m['id']}\t{m['name']}\t{m['embedding_model']}" for m in rows) or "(none)")
 
 
+async def _wait_embedded(sessions: Any, memory_id: str, within: float) -> None:
+    from sqlalchemy import func, select
+
+    from parley.storage.models import MemoryChunk
+
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
+        async with sessions() as s:
+            queued = await s.scalar(
+                select(func.count()).where(
+                    MemoryChunk.memory_id == memory_id, MemoryChunk.embedding_status.in_(("pending", "processing"))
+                )
+            )
+        if not queued:
+            return
+        await asyncio.sleep(0.2)
+
+
 @memories_app.command("ingest")
 def memories_ingest(
     memory_id: str,
@@ -454,7 +472,9 @@ def memories_ingest(
             while n := await worker.run_once():
                 done += n
                 typer.echo(f"\rEmbedded {done} chunks", nl=False)
-            typer.echo("")
+            # A running server's worker may hold some of them: return once every chunk is ready.
+            await _wait_embedded(db.sessionmaker(s.bind), memory_id, settings.embedding_lease * 2)  # type: ignore[arg-type]
+            typer.echo(f"\rEmbedded {done} chunks here; every chunk of the memory is embedded")
             await router.aclose()
         return outcomes
 

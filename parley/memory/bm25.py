@@ -32,6 +32,7 @@ from parley.memory.terms import STORED_STOPWORDS, grams, script_of
 K1 = 1.2
 B = 0.75
 GRAM_WEIGHT = 0.5  # the gram field's share beside the word field (typo tolerance, measured in bench/retrieval.py)
+FUZZY = 0.5  # the share of a query word's grams a chunk must hold for them to count
 GRAM_CACHE = 4096  # gram postings kept per index
 
 
@@ -137,28 +138,47 @@ class LexicalIndex:
             self._gram_cache[gram] = hit
         return hit
 
-    def _field(self, query: dict[str, float], gram_field: bool) -> tuple[np.ndarray, np.ndarray, float]:
-        """(raw BM25 per chunk, the most each chunk could score, the most any text could score)."""
+    def _field(self, query: dict[str, float]) -> tuple[np.ndarray, np.ndarray, float]:
+        """Words: (raw BM25 per chunk, the most each chunk could score, the most any text could score)."""
         raw = np.zeros(self.size, dtype=np.float32)
         ceiling = np.zeros(3, dtype=np.float64)  # per script: Han, Latin, neither
         for term, qtf in query.items():
-            docs, weights = self._gram(term) if gram_field else self.words.postings(term)
+            docs, weights = self.words.postings(term)
             idf = self.words.idf(len(docs))
             ceiling[script_of(term)] += qtf * idf * (K1 + 1)
             if len(docs):
                 raw[docs] += np.float32(qtf * idf) * weights
         return raw, self.has @ ceiling.astype(np.float32), float(ceiling.sum())
 
+    def _gram_field(self, query: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Like ``_field`` over the grams of each query word. Each word weighs the same however many
+        grams it breaks into, and its grams count in a chunk only if the chunk holds at least
+        ``FUZZY`` of them: a mistyped word still shares most of its grams, an unrelated word that
+        merely starts alike (``#re`` of refund and reset) does not."""
+        raw = np.zeros(self.size, dtype=np.float32)
+        ceiling = np.zeros(3, dtype=np.float64)
+        for word, count in Counter(query).items():
+            parts = Counter(grams([word]))
+            total = sum(parts.values())
+            found = np.zeros(self.size, dtype=np.float32)
+            held = np.zeros(self.size, dtype=np.float32)
+            for part, n in parts.items():
+                docs, weights = self._gram(part)
+                idf = self.words.idf(len(docs))
+                share = count * n / total
+                ceiling[script_of(part)] += share * idf * (K1 + 1)
+                if len(docs):
+                    found[docs] += np.float32(share * idf) * weights
+                    held[docs] += n / total
+            if len(parts) > 1:
+                found[held < FUZZY - 1e-6] = 0.0
+            raw += found
+        return raw, self.has @ ceiling.astype(np.float32)
+
     def match(self, query: Sequence[str]) -> Lexical:
         query = [t for t in query if t not in STORED_STOPWORDS]
-        raw_w, ceil_w, full = self._field(dict(Counter(query)), False)
-        # Each query word weighs the same in the gram field however many grams it breaks into.
-        weights: dict[str, float] = {}
-        for word in query:
-            parts = grams([word])
-            for part in parts:
-                weights[part] = weights.get(part, 0.0) + 1 / len(parts)
-        raw_g, ceil_g, _ = self._field(weights, True)
+        raw_w, ceil_w, full = self._field(dict(Counter(query)))
+        raw_g, ceil_g = self._gram_field(query)
         with np.errstate(divide="ignore", invalid="ignore"):
             words = np.where(ceil_w > 0, raw_w / ceil_w, 0.0)
             pieces = np.where(ceil_g > 0, raw_g / ceil_g, 0.0)

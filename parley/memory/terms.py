@@ -59,14 +59,21 @@ def _stemmer():  # noqa: ANN202
     return snowballstemmer.stemmer("english")
 
 
-def terms(text: str) -> list[str]:
+def terms(text: str, document: bool = False) -> list[str]:
+    """A text's BM25 terms; ``document`` for a chunk being indexed rather than a query."""
     out = []
     stem = _stemmer().stemWord
-    for token in _jieba().lcut_for_search(text.lower()):
+    jieba = _jieba()
+    known = jieba.dt.FREQ
+    for token in jieba.lcut_for_search(text.lower()):
         token = token.strip()
         if not token or token in STOPWORDS or not _KEEP.search(token):
             continue
         out.append(stem(token) if _LATIN.match(token) else token)
+        if document and len(token) > 1 and _HAN.search(token) and not known.get(token):
+            # A word jieba's HMM made up ("假为" out of "年假为每年") may hide a word a query
+            # asks for: index its characters too. Queries keep their made-up words as they are.
+            out.extend(ch for ch in token if _HAN.match(ch) and ch not in STOPWORDS)
     return out
 
 
