@@ -301,6 +301,8 @@ def _project_fields(options: dict[str, Any]) -> dict[str, Any]:
         if options.get("unmatch_message"):
             memories["unmatch_message"] = options["unmatch_message"]
         fields["memories"] = memories
+    if options.get("memory_mode"):
+        fields["memory_mode"] = options["memory_mode"]
     return fields
 
 
@@ -314,6 +316,9 @@ MemoryOpt = typer.Option(None, "--memory", help="A memory (knowledge base) id to
 MemoryLimitOpt = typer.Option(None, "--memory-limit", min=1, max=100, help="Sources per turn (default 5).")
 MemoryMinOpt = typer.Option(None, "--memory-min-similarity", min=0, max=1, help="Default 0.5.")
 UnmatchOpt = typer.Option(None, "--unmatch-message", help="The reply when no source passes (no model is called).")
+MemoryModeOpt = typer.Option(
+    None, "--memory-mode", help="How sources are searched: hybrid (default), dense or lexical."
+)
 OverrideOpt = typer.Option(
     None, "--allow-model-override/--no-model-override", help="Let requests choose their own model."
 )
@@ -338,6 +343,7 @@ def projects_create(
     max_streams: int | None = StreamsOpt,
     budget_usd: float | None = BudgetOpt,
     budget_period: str | None = PeriodOpt,
+    memory_mode: str | None = MemoryModeOpt,
     as_json: bool = typer.Option(False, "--json"),
     config: str | None = ConfigOpt,
 ) -> None:
@@ -412,6 +418,7 @@ def projects_update(
     max_streams: int | None = StreamsOpt,
     budget_usd: float | None = BudgetOpt,
     budget_period: str | None = PeriodOpt,
+    memory_mode: str | None = MemoryModeOpt,
     config: str | None = ConfigOpt,
 ) -> None:
     """Change a project's settings or limits; prints it as JSON."""
@@ -754,3 +761,56 @@ def memories_ingest(
 
     outcomes = run_db(config, work)
     typer.echo(", ".join(f"{n} {what}" for what, n in sorted(outcomes.items())) or "nothing to ingest")
+
+
+@memories_app.command("calibrate")
+def memories_calibrate(
+    memory_id: str,
+    sample: int = typer.Option(200, "--sample", min=10, help="Chunks to draw test questions from."),
+    as_json: bool = typer.Option(False, "--json"),
+    config: str | None = ConfigOpt,
+) -> None:
+    """Measure a memory's dense similarity on its own contents and fit a calibration for its model.
+
+    A sentence taken out of a chunk plays a question whose right answer is the rest of that
+    chunk. For an upstream embedding model, put the printed midpoint and slope under that
+    model's `similarity` in the configuration; the packaged model's calibration is built in,
+    and the report shows how it does on this memory.
+    """
+    from parley.memory.calibrate import calibrate
+    from parley.memory.search import Searcher
+    from parley.providers.routing import Router
+    from parley.storage.models import Memory
+
+    settings = _settings(config)
+
+    async def work(s: AsyncSession) -> dict[str, Any]:
+        memory = await s.get(Memory, memory_id)
+        if memory is None:
+            raise ParleyError(f"Memory {memory_id!r} not found")
+        router = Router(settings)
+        try:
+            fit = await calibrate(s, memory, Searcher(router, postgres=False), sample)
+        except ValueError as exc:
+            raise ParleyError(str(exc)) from None
+        finally:
+            await router.aclose()
+        return fit.as_dict()
+
+    fit = run_db(config, work)
+    lines = [
+        f"{fit['pairs']} questions drawn from memory {memory_id} ({fit['model']})",
+        f"now:    right answers at or above 0.5: {fit['right_now']:.1%}; wrong ones: {fit['wrong_now']:.1%}",
+        f"fitted: right answers at or above 0.5: {fit['right_fitted']:.1%}; wrong ones: {fit['wrong_fitted']:.1%}",
+    ]
+    if fit["applies_to"] == "configuration":
+        lines += [
+            "to use it, set in the configuration:",
+            "models:",
+            f"  - name: {fit['model']}",
+            "    # provider, kind: embedding, … as before",
+            f"    similarity: {{midpoint: {fit['midpoint']}, slope: {fit['slope']}}}",
+        ]
+    else:
+        lines.append("(the packaged model's calibration is built in; this reports how it does here)")
+    emit(fit, as_json, "\n".join(lines))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import delete, func, select
@@ -48,6 +48,9 @@ class MemorySettings(BaseModel):
     min_similarity: Annotated[float, Field(ge=0, le=1)] = 0.5
     limit: Annotated[int, Field(ge=1, le=100)] = 5
     unmatch_message: str | None = None
+    # dense | lexical | hybrid; unset means hybrid, and an unset mode stays out of the stored
+    # settings so they keep exactly the documented defaults.
+    mode: Literal["dense", "lexical", "hybrid"] | None = None
 
 
 class ReferenceSettings(BaseModel):
@@ -79,9 +82,12 @@ def merged_references(current: dict[str, Any] | None, patch: dict[str, Any] | No
     memories = {**((current or {}).get("memories") or {}), **((patch or {}).get("memories") or {})}
     extra = {k: v for k, v in (patch or {}).items() if k != "memories"}
     try:
-        return ReferenceSettings.model_validate({"memories": memories, **extra}).model_dump()
+        out = ReferenceSettings.model_validate({"memories": memories, **extra}).model_dump()
     except ValidationError as exc:
         raise from_validation(list(exc.errors()), ("reference_settings",)) from None
+    if out["memories"].get("mode") is None:
+        out["memories"].pop("mode", None)
+    return out
 
 
 ModelCheck = Callable[[str | None], object]  # raises for a model the server does not route

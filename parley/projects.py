@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.auth.keygen import new_id
 from parley.auth.keys import create_project_key
-from parley.errors import NotFound
+from parley.errors import BadRequest, NotFound
 from parley.storage.models import Limit, Project
 
 DEFAULT_MODEL_LABEL = "pathway-default"  # what responses name when a project names no model
@@ -24,9 +24,22 @@ EDITABLE = (
     "tools",
     "memories",
 )
+MEMORY_MODES = ("dense", "lexical", "hybrid")
+
+
+def _memories(current: dict[str, Any] | None, fields: dict[str, Any]) -> None:
+    """Fold ``memory_mode`` into ``memories`` and check the mode (retrieval's default is hybrid)."""
+    mode = fields.pop("memory_mode", None)
+    if mode is not None:
+        fields["memories"] = {**(fields.get("memories") or current or {}), "mode": mode}
+    chosen = (fields.get("memories") or {}).get("mode")
+    if chosen is not None and chosen not in MEMORY_MODES:
+        choices = ", ".join(MEMORY_MODES)
+        raise BadRequest(f"memories.mode must be one of {choices}, not {chosen!r}", param="memories.mode")
 
 
 async def create(db: AsyncSession, name: str, **fields: Any) -> tuple[Project, str]:
+    _memories(None, fields)
     project = Project(id=new_id("prj_"), name=name, **{k: v for k, v in fields.items() if k in EDITABLE})
     db.add(project)
     await db.commit()
@@ -47,6 +60,7 @@ async def list_all(db: AsyncSession) -> list[Project]:
 
 async def update(db: AsyncSession, project_id: str, **fields: Any) -> Project:
     project = await get(db, project_id)
+    _memories(project.memories, fields)
     for key, value in fields.items():
         if key in EDITABLE:
             setattr(project, key, value)

@@ -185,7 +185,7 @@ def test_dense_search_with_calibrated_similarity(filled, reader):
     }
     cross = search(reader, memory["id"], query="Who first walked on the moon?", min_similarity=0.0, limit=1)
     assert cross[0]["content_id"] == ids["space"]
-    assert search(reader, memory["id"], query="什么是机器学习？", min_similarity=0.99) == []
+    assert search(reader, memory["id"], query="什么是机器学习？", min_similarity=0.9999) == []
     assert len(search(reader, memory["id"], query="学习", min_similarity=0, limit=2)) == 2
 
 

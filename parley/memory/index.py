@@ -3,7 +3,9 @@
 Every backend keeps its BM25 index here (terms are stored per chunk, so loading needs no
 re-segmentation). On SQLite the vectors live here too, as one normalized float32 matrix that a
 query multiplies in a few milliseconds even at 100k chunks; on PostgreSQL pgvector answers
-vector queries itself. ``memories.index_version`` says when a loaded index is stale.
+vector queries itself. Either way the index knows the sum of the memory's vectors, so a
+query's mean cosine over the memory is one dot product (scoring.py centers on it).
+``memories.index_version`` says when a loaded index is stale.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley.memory.bm25 import BM25
+from parley.memory.bm25 import LexicalIndex
 from parley.storage.models import Memory, MemoryChunk
 
 
@@ -25,11 +27,19 @@ class LoadedIndex:
     chunk_ids: np.ndarray  # object array of str
     content_codes: np.ndarray  # per chunk, its content's position in ``contents``
     contents: dict[str, int]  # content id → code
-    bm25: BM25
+    lexical: LexicalIndex
     vectors: np.ndarray | None  # rows L2-normalized; None when the database searches vectors
+    vector_sum: np.ndarray | None  # the sum of those rows (SQLite; PostgreSQL asks pgvector)
+    _positions: dict[str, int] | None = None
 
     def __len__(self) -> int:
         return len(self.chunk_ids)
+
+    def positions(self) -> dict[str, int]:
+        """Chunk id → row, built once per loaded index (PostgreSQL hybrid maps pgvector's ids back)."""
+        if self._positions is None:
+            self._positions = {cid: i for i, cid in enumerate(self.chunk_ids)}
+        return self._positions
 
     def mask_for(self, content_ids: list[str], keep: bool) -> np.ndarray:
         """Chunks whose content is (keep=True) or is not (keep=False) among ``content_ids``."""
@@ -79,8 +89,8 @@ class IndexCache:
         ids = np.array([r[0] for r in rows], dtype=object)
         contents: dict[str, int] = {}
         codes = np.array([contents.setdefault(r[1], len(contents)) for r in rows], dtype=np.int32)
-        bm25 = BM25([(r[2] or "").split() for r in rows])
-        vectors = None
+        lexical = LexicalIndex([r[2] or "" for r in rows])
+        vectors = vector_sum = None
         if self.keep_vectors:
             dims = {len(r[3]) for r in rows if r[3] is not None}
             width = dims.pop() if len(dims) == 1 else 0
@@ -90,4 +100,5 @@ class IndexCache:
                     vectors[i] = r[3]
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             vectors /= np.where(norms == 0, 1, norms)
-        return LoadedIndex(version, ids, codes, contents, bm25, vectors)
+            vector_sum = vectors.sum(axis=0)
+        return LoadedIndex(version, ids, codes, contents, lexical, vectors, vector_sum)

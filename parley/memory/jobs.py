@@ -131,7 +131,7 @@ class EmbeddingWorker:
             # BM25 terms (jieba, pure Python) while the vectors compute (numpy, off the GIL).
             result, bags = await asyncio.gather(
                 self.router.embed(memory.embedding_model, texts),
-                asyncio.to_thread(lambda: [" ".join(terms(t)) for t in texts]),
+                asyncio.to_thread(lambda: [" ".join(terms(t, document=True)) for t in texts]),
             )
         except Exception as exc:  # noqa: BLE001 - any failure is retried, then reported per chunk
             log.warning("embedding failed", extra={"fields": {"memory": memory_id, "error": str(exc)[:300]}})

@@ -1,8 +1,10 @@
 """Retrieval for chat: find sources for a user's message, and put them before the model.
 
-Each named memory is searched (hybrid by default), results merged by similarity, and the best
-``limit`` at or above ``min_similarity`` become numbered sources in a system message that asks
-the model to cite them as [1], [2]…. The same numbers label the references a reply returns.
+Each named memory is searched in the settings' ``mode`` (``hybrid`` unless set), results merged
+by similarity (calibrated alike in every mode, so merging across memories and modes is fair),
+and the best ``limit`` at or above ``min_similarity`` become numbered sources in a system
+message that asks the model to cite them as [1], [2]…. The same numbers label the references a
+reply returns.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley.memory.search import Hit, Mode, Searcher
+from parley.memory.search import MODES, Hit, Mode, Searcher
 from parley.storage.models import Memory
 
 INSTRUCTION = (
@@ -27,8 +29,12 @@ async def retrieve(
     settings: dict[str, Any],
     query: str,
     integration_id: str | None = None,
-    mode: Mode = "hybrid",
+    mode: Mode | None = None,
 ) -> list[Hit]:
+    """``mode``, when given, overrides ``settings["mode"]``; both default to hybrid."""
+    chosen = mode or settings.get("mode") or "hybrid"
+    if chosen not in MODES:  # settings are validated when saved; an old row must not break chat
+        chosen = "hybrid"
     hits: list[Hit] = []
     limit = int(settings.get("limit") or 5)
     for memory_id in settings.get("collections") or []:
@@ -45,7 +51,7 @@ async def retrieve(
                 limit=limit,
                 min_similarity=float(settings.get("min_similarity", 0.5)),
                 content_filter=settings.get("content_filter"),
-                mode=mode,
+                mode=chosen,
             )
         )
     hits.sort(key=lambda h: -h.similarity)

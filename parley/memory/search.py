@@ -1,8 +1,8 @@
-"""Search a memory: dense (cosine), lexical (BM25) or hybrid (both, fused), with filters.
+"""Search a memory: dense (embeddings), lexical (BM25) or hybrid (both), with filters.
 
 Every mode applies the same content filter (content_type, content_keywords, attrs) and skips
-disabled contents. ``similarity`` in a result is calibrated (see scoring.py): the cosine's
-for dense, the fused score's for hybrid, the normalized BM25's for lexical.
+disabled contents. ``similarity`` in a result is calibrated the same way in every mode (see
+scoring.py): at 0.5 or above, the passage answers the query.
 """
 
 from __future__ import annotations
@@ -13,17 +13,21 @@ from typing import Any, Literal
 
 import numpy as np
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import cast, select, text
+from sqlalchemy import cast, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.memory import scoring
+from parley.memory.background import QUESTIONS
+from parley.memory.bm25 import Lexical
 from parley.memory.filters import bounded, content_conditions
 from parley.memory.index import IndexCache, LoadedIndex
 from parley.memory.terms import terms
 from parley.storage.models import Memory, MemoryChunk, MemoryContent, iso
 
 Mode = Literal["dense", "hybrid", "lexical"]
-PG_CANDIDATES = 200  # vector candidates pgvector returns for hybrid fusion
+MODES: tuple[Mode, ...] = ("dense", "hybrid", "lexical")
+PG_DENSE_CANDIDATES = 40  # at least this many nearest chunks from pgvector for hybrid fusion
+PG_LEXICAL_CANDIDATES = 100  # at least this many best lexical chunks whose cosines pgvector adds
 
 
 @dataclass
@@ -67,6 +71,30 @@ class Searcher:
         self.postgres = postgres
         self.indexes = IndexCache(keep_vectors=not postgres)
         self.calibrations = {name: scoring.Calibration(c.midpoint, c.slope) for name, c in router.calibrations.items()}
+        self._shifts: dict[str, np.ndarray] = {}
+        self._shift_lock = asyncio.Lock()
+        self._pg_sums: dict[tuple[str, int], tuple[int, np.ndarray, int]] = {}
+
+    def profile(self, memory: Memory) -> scoring.DenseProfile:
+        return scoring.dense_profile(memory.embedding_model, self.calibrations)
+
+    async def _shift(self, model: str) -> np.ndarray:
+        """The direction all questions share, for this model: the mean of the background questions."""
+        if model not in self._shifts:
+            async with self._shift_lock:
+                if model not in self._shifts:
+                    result = await self.router.embed(model, list(QUESTIONS))
+                    self._shifts[model] = scoring.background_direction(np.asarray(result.vectors))
+        return self._shifts[model]
+
+    async def query_vectors(self, memory: Memory, queries: list[str]) -> np.ndarray:
+        """Unit query vectors as dense search compares them (shifted for the packaged model)."""
+        result = await self.router.embed(memory.embedding_model, queries)
+        shift = await self._shift(memory.embedding_model) if self.profile(memory).shift else None
+        return scoring.shifted(np.asarray(result.vectors), shift)
+
+    async def query_vector(self, memory: Memory, query: str) -> np.ndarray:
+        return (await self.query_vectors(memory, [query]))[0]
 
     async def _allowed(
         self, db: AsyncSession, memory: Memory, index: LoadedIndex, content_filter: dict[str, Any] | None
@@ -94,11 +122,6 @@ class Searcher:
             return np.ones(len(index), dtype=bool)
         return index.mask_for(off, keep=False)
 
-    async def _query_vector(self, memory: Memory, query: str) -> np.ndarray:
-        result = await self.router.embed(memory.embedding_model, [query])
-        q = np.asarray(result.vectors[0], dtype=np.float32)
-        return q / (np.linalg.norm(q) or 1.0)
-
     async def _pg_cosines(
         self,
         db: AsyncSession,
@@ -112,22 +135,20 @@ class Searcher:
         cosine of the given chunks."""
         dims = len(q)
         distance = cast(MemoryChunk.embedding, Vector(dims)).cosine_distance(q.tolist())
+        query = select(MemoryChunk.id, distance).where(
+            MemoryChunk.memory_id == memory.id, MemoryChunk.active.is_(True), MemoryChunk.dims == dims
+        )
+        if only is not None:  # the caller already knows these pass the filter
+            query = query.where(MemoryChunk.id.in_(only))
+            rows = (await db.execute(query)).all()
+            return {r[0]: 1.0 - float(r[1]) for r in rows}
         conditions = content_conditions(content_filter, "postgresql")
         query = (
-            select(MemoryChunk.id, distance)
-            .join(MemoryContent, MemoryContent.id == MemoryChunk.content_id)
-            .where(
-                MemoryChunk.memory_id == memory.id,
-                MemoryChunk.active.is_(True),
-                MemoryChunk.dims == dims,
-                MemoryContent.status == "enabled",
-                *conditions,
-            )
+            query.join(MemoryContent, MemoryContent.id == MemoryChunk.content_id)
+            .where(MemoryContent.status == "enabled", *conditions)
+            .order_by(distance)
+            .limit(limit)
         )
-        if only is not None:
-            query = query.where(MemoryChunk.id.in_(only))
-        else:
-            query = query.order_by(distance).limit(limit)
         async with db.begin_nested() if db.in_transaction() else db.begin():
             await db.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
             await db.execute(text("SET LOCAL hnsw.ef_search = 100"))
@@ -135,6 +156,29 @@ class Searcher:
             async with bounded(db, conditions):
                 rows = (await db.execute(query)).all()
         return {r[0]: 1.0 - float(r[1]) for r in rows}
+
+    async def _pg_mean(self, db: AsyncSession, memory: Memory, q: np.ndarray, version: int | None = None) -> float:
+        """The query's shrunk mean cosine over the memory, from the sum of its vectors (cached per version)."""
+        if version is None:
+            version = await db.scalar(select(Memory.index_version).where(Memory.id == memory.id)) or 0
+        key = (memory.id, len(q))
+        cached = self._pg_sums.get(key)
+        if cached is None or cached[0] != version:
+            vector = cast(MemoryChunk.embedding, Vector(len(q)))
+            row = (
+                await db.execute(
+                    select(func.sum(vector), func.count()).where(
+                        MemoryChunk.memory_id == memory.id, MemoryChunk.active.is_(True), MemoryChunk.dims == len(q)
+                    )
+                )
+            ).one()
+            total = np.zeros(len(q), dtype=np.float32) if row[0] is None else np.asarray(row[0], dtype=np.float32)
+            cached = (version, total, int(row[1]))
+            self._pg_sums[key] = cached
+        return scoring.shrunk_mean(float(q @ cached[1]), cached[2])
+
+    def _lexical(self, index: LoadedIndex, query: str) -> Lexical:
+        return index.lexical.match(terms(query))
 
     async def search(
         self,
@@ -148,31 +192,47 @@ class Searcher:
         mode: Mode = "dense",
     ) -> list[Hit]:
         content_conditions(content_filter, "postgresql" if self.postgres else "sqlite")  # a bad filter is a 400 always
-        dense_cal = scoring.dense_calibration(memory.embedding_model, self.calibrations)
+        profile = self.profile(memory)
         if self.postgres and mode == "dense":  # pgvector alone answers: no in-process index needed
-            q = await self._query_vector(memory, query)
+            q = await self.query_vector(memory, query)
             found = await self._pg_cosines(db, memory, q, content_filter, limit)
-            scores = {cid: float(dense_cal(c)) for cid, c in found.items()}
+            mean = await self._pg_mean(db, memory, q) if profile.centered and found else 0.0
+            ids = list(found)
+            sims = scoring.sigmoid(scoring.dense_logit(profile, np.array([found[i] for i in ids]), mean))
+            return await self._best(db, dict(zip(ids, sims.tolist(), strict=True)), limit, min_similarity)
+        index = await self.indexes.get(db, memory)
+        if not len(index):
+            return []
+        mask = await self._allowed(db, memory, index, content_filter)
+        lexical = await asyncio.to_thread(self._lexical, index, query) if mode != "dense" else None
+        if mode == "lexical":
+            assert lexical is not None
+            mean_l = scoring.shrunk_mean(lexical.total, len(index))
+            sims = scoring.sigmoid(scoring.lexical_logit(lexical.score, mean_l))
         else:
-            index = await self.indexes.get(db, memory)
-            if not len(index):
-                return []
-            mask = await self._allowed(db, memory, index, content_filter)
-            bm25 = index.bm25.normalized(await asyncio.to_thread(terms, query)) if mode != "dense" else None
-            q = await self._query_vector(memory, query) if mode != "lexical" else None
-            if mode == "lexical":
-                sims = scoring.HYBRID(bm25)
-            elif self.postgres:
-                return await self._hits(
-                    db, await self._pg_hybrid(db, memory, index, mask, bm25, q, content_filter, limit, min_similarity)
-                )
+            q = await self.query_vector(memory, query)
+            if self.postgres:
+                assert lexical is not None
+                scores = await self._pg_hybrid(db, memory, index, mask, lexical, q, content_filter, limit)
+                return await self._best(db, scores, limit, min_similarity)
+            same = index.vectors is not None and index.vectors.shape[1] == len(q)
+            cos = index.vectors @ q if same else np.zeros(len(index), dtype=np.float32)  # type: ignore[operator]
+            mean = scoring.shrunk_mean(float(q @ index.vector_sum), len(index)) if same else 0.0  # type: ignore[operator]
+            dense = scoring.dense_logit(profile, cos, mean)
+            if lexical is None:
+                sims = scoring.sigmoid(dense)
             else:
-                same = index.vectors is not None and index.vectors.shape[1] == len(q)
-                cos = index.vectors @ q if same else np.zeros(len(index))
-                sims = dense_cal(cos) if mode == "dense" else scoring.HYBRID(scoring.fuse(bm25, cos))
-            scores = self._top(index, np.where(mask, sims, -1.0), limit)
-        best = sorted(((k, v) for k, v in scores.items() if v >= min_similarity), key=lambda kv: -kv[1])
-        return await self._hits(db, best[:limit])
+                sims = scoring.sigmoid(self._fuse(index, mask, lexical, dense, np.arange(len(index))))
+        return await self._best(db, self._top(index, np.where(mask, sims, -1.0), limit), limit, min_similarity)
+
+    @staticmethod
+    def _fuse(index: LoadedIndex, mask: np.ndarray, lexical: Lexical, dense: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """Hybrid log-odds of the chunks at positions ``at``, given their dense log-odds."""
+        allowed = lexical.score[mask]
+        best = float(allowed.max()) if len(allowed) else 0.0
+        mean_l = scoring.shrunk_mean(lexical.total, len(index))
+        lex = scoring.lexical_logit(lexical.score[at], mean_l)
+        return scoring.hybrid_logit(dense, lex, lexical.coverage[at], best)
 
     async def _pg_hybrid(
         self,
@@ -180,33 +240,40 @@ class Searcher:
         memory: Memory,
         index: LoadedIndex,
         mask: np.ndarray,
-        bm25: np.ndarray,
+        lexical: Lexical,
         q: np.ndarray,
         content_filter: dict[str, Any] | None,
         limit: int,
-        min_similarity: float,
-    ) -> list[tuple[str, float]]:
-        """BM25 from the in-process index, cosines from pgvector, for the union of both's candidates."""
-        lexical = np.where(mask, bm25, -1.0)
-        n = min(max(limit * 10, 100), len(lexical))
-        top_lex = np.argpartition(-lexical, n - 1)[:n]  # the n best, unordered: no full sort
-        candidates = {index.chunk_ids[i]: float(bm25[i]) for i in top_lex if lexical[i] > 0}
-        cos = await self._pg_cosines(db, memory, q, content_filter, PG_CANDIDATES)
-        missing = [c for c in candidates if c not in cos]
-        if missing:
-            cos.update(await self._pg_cosines(db, memory, q, content_filter, 0, only=missing))
-        position = {cid: i for i, cid in enumerate(index.chunk_ids)}
-        scores = {}
-        for cid, c in cos.items():
-            lex = candidates.get(cid, float(bm25[position[cid]]) if cid in position else 0.0)
-            scores[cid] = float(scoring.HYBRID(scoring.fuse(np.float64(lex), np.float64(c))))
-        best = sorted(((k, v) for k, v in scores.items() if v >= min_similarity), key=lambda kv: -kv[1])
-        return best[:limit]
+    ) -> dict[str, float]:
+        """Lexical evidence from the in-process index, cosines from pgvector, for the union of
+        pgvector's nearest chunks and (when lexical evidence counts) the best lexical ones."""
+        profile = self.profile(memory)
+        cos = await self._pg_cosines(db, memory, q, content_filter, max(limit * 4, PG_DENSE_CANDIDATES))
+        allowed = np.where(mask, lexical.score, 0.0)
+        if scoring.gate(float(allowed.max()) if len(allowed) else 0.0) > 0:
+            n = min(max(limit * 10, PG_LEXICAL_CANDIDATES), len(allowed))
+            top = np.argpartition(-allowed, n - 1)[:n]  # the n best, unordered: no full sort
+            missing = [index.chunk_ids[i] for i in top if allowed[i] > 0 and index.chunk_ids[i] not in cos]
+            if missing:
+                cos.update(await self._pg_cosines(db, memory, q, None, 0, only=missing))
+        if not cos:
+            return {}
+        position = index.positions()
+        ids = [cid for cid in cos if cid in position]
+        at = np.array([position[cid] for cid in ids], dtype=np.int64)
+        mean = await self._pg_mean(db, memory, q, index.version) if profile.centered else 0.0
+        dense = scoring.dense_logit(profile, np.array([cos[cid] for cid in ids]), mean)
+        sims = scoring.sigmoid(self._fuse(index, mask, lexical, dense, at))
+        return dict(zip(ids, sims.tolist(), strict=True))
 
     def _top(self, index: LoadedIndex, sims: np.ndarray, limit: int) -> dict[str, float]:
         k = min(limit, len(sims))
         top = np.argpartition(-sims, k - 1)[:k] if k < len(sims) else np.arange(len(sims))
         return {index.chunk_ids[i]: float(sims[i]) for i in top if sims[i] >= 0}
+
+    async def _best(self, db: AsyncSession, scores: dict[str, float], limit: int, min_similarity: float) -> list[Hit]:
+        best = sorted(((k, v) for k, v in scores.items() if v >= min_similarity), key=lambda kv: -kv[1])[:limit]
+        return await self._hits(db, best)
 
     async def _hits(self, db: AsyncSession, best: list[tuple[str, float]]) -> list[Hit]:
         if not best:

@@ -1,6 +1,13 @@
 """Words for BM25: jieba segments Chinese, Snowball stems English, both lower-cased.
 
-The same function cuts documents and queries, so they meet on the same terms.
+The same function cuts documents and queries, so they meet on the same terms. Stopwords are
+function words and the words questions are made of (怎么, 多少, 什么, how, what…): a passage
+never answers with them, so in a query they only make unrelated passages look alike.
+
+``grams`` breaks words into smaller pieces for a second, typo-tolerant index: Chinese words
+into their characters (a mistyped character leaves the others matching) and longer English
+words into boundary-marked character trigrams (``#vacaton#`` still shares most trigrams with
+``#vacat#``).
 """
 
 from __future__ import annotations
@@ -8,15 +15,32 @@ from __future__ import annotations
 import functools
 import logging
 import re
+from collections.abc import Iterable
 
 _KEEP = re.compile(r"[0-9A-Za-z\u00c0-\u024f\u3400-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"^[a-z\u00c0-\u024f]+$")
-STOPWORDS = frozenset(
-    "的 了 是 在 和 与 或 及 也 都 就 而 着 之 其 这 那 有 为 以 于 被 把 对 从 到 吗 呢 吧 啊 个 中 上 下 一 不 "
-    "a an the of to in on at for by with and or is are was were be been being it its this that these those as "
-    "from into than then there their they we you he she his her our your what which who whom how when where why "
-    "do does did not no can could would should will shall may might must".split()
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_LATIN_CHAR = re.compile(r"[a-z\u00c0-\u024f]")
+
+_CHINESE = (
+    # function words
+    "的 了 是 在 和 与 或 及 也 都 就 而 着 之 其 这 那 有 为 以 于 被 把 对 从 到 个 中 上 下 一 不 "
+    "还 还是 又 再 得 地 过 给 让 跟 比 向 等 一下 我 我们 你 你们 您 他 她 它 他们 她们 自己 "
+    # the words of a question
+    "吗 呢 吧 啊 么 嘛 呀 哦 哈 请问 请 想 想要 要 会 能 能否 可以 可否 是否 需要 应该 该 "
+    "怎 怎么 怎么办 怎样 怎么样 如何 咋 咋办 啥 什么 什么样 多少 几 几个 几天 几次 几年 多久 多长 "
+    "多大 多长时间 哪 哪些 哪里 哪儿 哪个 哪种 谁 为什么 为何 没 没有 有没有 是不是 能不能 可不可以 要不要"
 )
+_ENGLISH = (
+    "a about above after again against all also am an and any are as at be because been before being "
+    "below between both but by can could did do does doing down during each few for from further get "
+    "gets got had has have having he her here hers herself him himself his how i if in into is it its "
+    "itself just may me might more most much many must my myself no nor not now of off on once only or "
+    "other our ours ourselves out over own please same shall she should so some such than that the their "
+    "theirs them themselves then there these they this those through to too under until up very was we "
+    "were what when where which while who whom why will with would you your yours yourself yourselves"
+)
+STOPWORDS = frozenset(_CHINESE.split() + _ENGLISH.split())
 
 
 @functools.cache
@@ -35,12 +59,43 @@ def _stemmer():  # noqa: ANN202
     return snowballstemmer.stemmer("english")
 
 
-def terms(text: str) -> list[str]:
+def terms(text: str, document: bool = False) -> list[str]:
+    """A text's BM25 terms; ``document`` for a chunk being indexed rather than a query."""
     out = []
     stem = _stemmer().stemWord
-    for token in _jieba().lcut_for_search(text.lower()):
+    jieba = _jieba()
+    known = jieba.dt.FREQ
+    for token in jieba.lcut_for_search(text.lower()):
         token = token.strip()
         if not token or token in STOPWORDS or not _KEEP.search(token):
             continue
         out.append(stem(token) if _LATIN.match(token) else token)
+        if document and len(token) > 1 and _HAN.search(token) and not known.get(token):
+            # A word jieba's HMM made up ("假为" out of "年假为每年") may hide a word a query
+            # asks for: index its characters too. Queries keep their made-up words as they are.
+            out.extend(ch for ch in token if _HAN.match(ch) and ch not in STOPWORDS)
     return out
+
+
+def grams(words: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for word in words:
+        if _HAN.search(word):
+            out.extend(ch for ch in word if _HAN.match(ch))
+        elif len(word) > 3 and _LATIN.match(word):
+            padded = f"#{word}#"
+            out.extend(padded[i : i + 3] for i in range(len(padded) - 2))
+        else:
+            out.append(word)  # numbers, short words and mixed tokens stay whole
+    return out
+
+
+def script_of(term: str) -> int:
+    """0 for Chinese, 1 for Latin-script words, 2 for the rest (numbers): what a chunk can contain."""
+    if _HAN.search(term):
+        return 0
+    return 1 if _LATIN_CHAR.search(term) else 2
+
+
+# Stopwords as they look once stored: English ones are stemmed on the way in (see ``terms``).
+STORED_STOPWORDS = STOPWORDS | frozenset(_stemmer().stemWord(w) for w in _ENGLISH.split())
