@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -269,7 +269,7 @@ async def delete_messages(db: AsyncSession, conversation_id: str, message_id: st
     query = delete(Message).where(Message.conversation_id == conversation_id)
     if message_id is not None:
         query = query.where(Message.id == message_id)
-    result = await db.execute(query)
+    result = cast(CursorResult[Any], await db.execute(query))
     await db.commit()
     return result.rowcount or 0
 

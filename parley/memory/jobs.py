@@ -16,9 +16,9 @@ import logging
 import secrets
 from collections import defaultdict
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, delete, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley.memory.store import bump
@@ -88,7 +88,7 @@ class EmbeddingWorker:
         )
         async with self.sessions() as db:
             pick = select(MemoryChunk.id).where(due).order_by(MemoryChunk.created_at).limit(BATCH)
-            if db.bind.dialect.name == "postgresql":
+            if db.get_bind().dialect.name == "postgresql":
                 pick = pick.with_for_update(skip_locked=True)
             await db.execute(
                 update(MemoryChunk)
@@ -142,22 +142,23 @@ class EmbeddingWorker:
     async def _finish(
         self, group: list[MemoryChunk], vectors: list[list[float]] | None, bags: list[str] | None, error: str | None
     ) -> None:
-        table = MemoryChunk.__table__
+        table = cast(Table, MemoryChunk.__table__)
         # Only rows this worker still holds: a chunk deleted or re-leased meanwhile is left alone.
         mine = and_(table.c.id == bindparam("chunk_id"), table.c.lease_token == self.token)
         released = {"lease_token": None, "locked_until": None}
         async with self.sessions() as db:
             if error is None:
+                assert vectors is not None and bags is not None
                 rows = [
                     {
                         "chunk_id": c.id,
                         "embedding": vectors[i],
-                        "dims": len(vectors[i]),  # type: ignore[index]
+                        "dims": len(vectors[i]),
                         "terms": bags[i],
                     }
                     for i, c in enumerate(group)
-                ]  # type: ignore[index]
-                done = dict(
+                ]
+                done: dict[str, Any] = dict(
                     released,
                     embedding_status="completed",
                     embedding_error=None,

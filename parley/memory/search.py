@@ -216,8 +216,8 @@ class Searcher:
                 scores = await self._pg_hybrid(db, memory, index, mask, lexical, q, content_filter, limit)
                 return await self._best(db, scores, limit, min_similarity)
             same = index.vectors is not None and index.vectors.shape[1] == len(q)
-            cos = index.vectors @ q if same else np.zeros(len(index), dtype=np.float32)  # type: ignore[operator]
-            mean = scoring.shrunk_mean(float(q @ index.vector_sum), len(index)) if same else 0.0  # type: ignore[operator]
+            cos = index.vectors @ q if same else np.zeros(len(index), dtype=np.float32)
+            mean = scoring.shrunk_mean(float(q @ index.vector_sum), len(index)) if same else 0.0
             dense = scoring.dense_logit(profile, cos, mean)
             if lexical is None:
                 sims = scoring.sigmoid(dense)

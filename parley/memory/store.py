@@ -156,7 +156,7 @@ async def bump(db: AsyncSession, memory_id: str) -> None:
 
 
 async def list_contents(db: AsyncSession, memory: Memory, content_filter: dict[str, Any] | None) -> list[MemoryContent]:
-    conditions = content_conditions(content_filter, db.bind.dialect.name)
+    conditions = content_conditions(content_filter, db.get_bind().dialect.name)
     async with bounded(db, conditions):
         rows = await db.scalars(
             select(MemoryContent)

@@ -17,7 +17,7 @@ import orjson
 from parley import tokens
 from parley.config import ProviderConfig, Timeouts
 from parley.errors import ParleyError, UpstreamError
-from parley.providers.base import Body, Embeddings, Provider
+from parley.providers.base import Body, EmbeddingInputs, Embeddings, Provider
 from parley.providers.failures import failure, retry_after
 from parley.providers.http import JsonEvents, UpstreamHTTP, error_text
 from parley.providers.media import inline_images
@@ -70,11 +70,13 @@ class GeminiProvider(Provider):
         response = await self.http.open(url, await self._request(body))
         return self.http.stream(response, JsonEvents(self.name, wire.StreamTranslator(body["model"]), _stream_error))
 
-    async def embed(self, model: str, inputs: list[str]) -> Embeddings:
+    async def embed(self, model: str, inputs: EmbeddingInputs) -> Embeddings:
+        # takes_token_ids is False: the router has turned any token ids into text already.
+        texts = [t for t in inputs if isinstance(t, str)]
         vectors: list[list[float]] = []
         url = self._url(model, "batchEmbedContents")
-        for start in range(0, len(inputs), EMBED_BATCH):
-            batch = inputs[start : start + EMBED_BATCH]
+        for start in range(0, len(texts), EMBED_BATCH):
+            batch = texts[start : start + EMBED_BATCH]
             got = wire.embeddings(await self.http.read_json(url, wire.embed_request(model, batch)))
             if len(got) != len(batch):
                 raise UpstreamError(
@@ -82,7 +84,7 @@ class GeminiProvider(Provider):
                 )
             vectors += got
         # Gemini's embedding answers carry no token counts: counted here, as for a local model.
-        return Embeddings(vectors, sum(tokens.count(t) for t in inputs))
+        return Embeddings(vectors, sum(tokens.count(t) for t in texts))
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -14,7 +14,7 @@ from parley.usage.record import UsageRow
 
 Grouping = Literal["key", "project", "integration", "user", "model", "day"]
 GROUPINGS: tuple[str, ...] = ("key", "project", "integration", "user", "model", "day")
-_COLUMNS = tuple(UsageRow.__slots__)  # type: ignore[attr-defined]
+_COLUMNS = tuple(UsageRow.__slots__)
 FIELDS: dict[str, tuple[str, ...]] = {
     "key": ("key_id",),
     "project": ("project_id",),
