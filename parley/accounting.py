@@ -288,6 +288,7 @@ class Accounting:
                 await self.writer.expire()
             if self.gate is not None:
                 await self.gate.meters.sync()
+                self.gate.leases.prune()
         except Exception:  # noqa: BLE001 - the next round tries again
             log.exception("accounting sync failed")
 

@@ -105,6 +105,8 @@ class DatabaseCounters:
         await db.execute(
             insert(QuotaCounter).values(key=key, window_start=0.0, used=0.0, granted=0.0).on_conflict_do_nothing()
         )
+        if len(self._known) >= 100_000:
+            self._known.clear()  # bounded: a forgotten key costs one more no-op insert
         self._known.add(key)
 
     async def grant(self, key: str, n: int, limit: int, window: Window) -> Grant:

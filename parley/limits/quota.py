@@ -94,6 +94,12 @@ class Leases:
         if lease is not None and lease.window_end == window_end and window_end > time.time():
             lease.local += 1
 
+    def prune(self) -> None:
+        """Forget leases whose window ended a while ago (one per caller: many end users add up)."""
+        stale = time.time() - 60
+        for key in [k for k, lease in self._leases.items() if lease.window_end < stale and lease.fetching is None]:
+            del self._leases[key]
+
     def window_end(self, key: str) -> float:
         lease = self._leases.get(key)
         return lease.window_end if lease is not None else 0.0
