@@ -10,9 +10,8 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +26,7 @@ from parley.storage import db
 from parley.storage.models import UsageRecord
 from tests.conftest import Parley, Upstream, cli_json
 from tests.conftest import test_settings as make_settings
+from tests.polling import wait_for
 from tests.servers import ThreadedServer, free_port
 
 T = TypeVar("T")
@@ -57,18 +57,6 @@ def accounting_server(database_url: str, upstream: Upstream) -> Iterator[Parley]
     with ThreadedServer(create_app(accounting_settings(database_url, upstream.url))) as server:
         key = cli_json(database_url, "keys", "create", "--name", "accounting", "--json")
         yield Parley(server.url, database_url, upstream, key["key"], {"key_id": key["id"]})
-
-
-def wait_for(check: Callable[[], T], what: str, seconds: float = 30.0) -> T:
-    """Poll until ``check()`` returns something truthy (a condition, never a fixed sleep)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:

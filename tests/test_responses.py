@@ -6,30 +6,18 @@ responses (retrieve, delete, input items and their pages), and refusals that cha
 from __future__ import annotations
 
 import json
-import time
 
 import openai
 import pytest
 
 from tests.conftest import cli_json
+from tests.polling import wait_for
 from tests.upstream_double import TOOL_CALLS, USAGE
 from tests.v8_helpers import V8
 
 
 def sdk(parley, key: str | None = None) -> openai.OpenAI:
     return openai.OpenAI(base_url=parley.url + "/v1", api_key=key or parley.key, max_retries=0)
-
-
-def wait_for(check, what: str, seconds: float = 20.0):
-    """Poll until ``check()`` returns something truthy (a condition, never a fixed sleep)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def plain(obj):

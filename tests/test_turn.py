@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 
 import httpx
 import openai
 import pytest
 
 from tests.conftest import cli_json
+from tests.polling import wait_for
 from tests.upstream_double import TOOL_CALLS
 from tests.v8_helpers import V8
 
@@ -22,18 +22,6 @@ WEATHER = {
         "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]},
     },
 }
-
-
-def wait_for(check, what: str, seconds: float = 20.0):
-    """Poll until ``check()`` returns something truthy (a condition, never a fixed sleep)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
