@@ -274,7 +274,10 @@ def vendors(stack: Stack, args: argparse.Namespace) -> None:
     for _ in range(args.repeat):
         for conc, reps in runs.items():
             reps.append({name: hit(args, *p[:4], conc, args.seconds, p[4]) for name, p in paths.items()})
-    print(f"\nstreamed (10 chunks) in each dialect, median of {args.repeat}:")
+    print(
+        f"\nstreamed (10 chunks) in each dialect, median of {args.repeat} (the multiples: median of each run's own, "
+        "paths measured in turn within a run)"
+    )
     print(
         f"{'path':<18}{'conc':>4} | {'p50':>9}{'p99':>9}{'req/s':>7} | {'added p50':>9} | {'parley CPU/req':>14} | "
         f"{'vs OpenAI→OpenAI: added p50':>27}{'CPU':>7}"
