@@ -1,7 +1,7 @@
 """Gateway overhead: Parley in front of an instant upstream, against the upstream called directly
 and against the floor (bench/floor_proxy.py: a bare asyncio pass-through proxy), all in one run.
 
-    python bench/gateway.py [--seconds 4] [--repeat 3] [--workers 1] [--burst 1000]
+    python bench/gateway.py [--seconds 4] [--repeat 3] [--workers 1] [--burst 1000] [--no-vendors]
 
 Starts the instant upstream, the floor proxy and `parley serve` as separate processes. For whole
 and streamed (10 chunks) completions at concurrency 1, 64 and 256 it prints latency p50/p99 and
@@ -11,6 +11,12 @@ Parley's processes spend per request (steadier than latency on a shared machine)
 ``--repeat`` runs, the three paths measured in turn within each, so machine noise (other
 processes on the same cores) hits them alike. Then a burst: ``--burst`` streams (50 chunks,
 20 ms apart) opened at once on each path: time to first token and Parley's peak RSS.
+
+With ``--vendors`` (the default), streamed at concurrency 1 and 64: Parley's Anthropic egress (an
+OpenAI client on a model whose provider is Anthropic's Messages API) and Anthropic ingress (a
+client speaking Anthropic's /v1/messages on the OpenAI upstream's model), each one's added
+latency over the upstream it fronts called directly, Parley's CPU per request, and both as a
+multiple of the plain OpenAI-to-OpenAI path's, measured in turn in the same runs.
 
 Fixed-concurrency runs use wrk when it is installed (one thread), else bench/loadgen.py.
 """
@@ -27,6 +33,8 @@ import sys
 import threading
 from pathlib import Path
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loadgen  # noqa: E402
 import wrk  # noqa: E402
@@ -34,6 +42,7 @@ from loadgen import Stats, arun, request_bytes  # noqa: E402
 from stack import Stack, cpu_seconds, running, worker_pids  # noqa: E402
 
 PATH = "/v1/chat/completions"
+ANTHROPIC = "/v1/messages"
 PATHS = ("direct", "floor", "parley")
 RUNS = (("whole", 1), ("whole", 64), ("stream", 1), ("stream", 64), ("stream", 256))
 
@@ -103,6 +112,21 @@ def header(args: argparse.Namespace) -> None:
     print()
 
 
+def hit(
+    args: argparse.Namespace, port: int, path: str, data: bytes, headers: dict[str, str], conc: int,
+    seconds: float, pids: list[int],
+) -> Stats:  # fmt: skip
+    """One fixed-concurrency run, with the CPU the ``pids`` spent per request."""
+    cpu = cpu_seconds(pids)
+    if wrk.available() and not args.python_client:
+        got = wrk.run(port, path, data, headers, conc, seconds)
+    else:
+        payload = request_bytes("127.0.0.1", port, path, data, headers)
+        got = arun(loadgen.run("127.0.0.1", port, payload, conc, 10**9, seconds)).stats()
+    got.cpu_us = (cpu_seconds(pids) - cpu) / max(got.requests, 1) * 1e6
+    return got
+
+
 def measure(
     stack: Stack, args: argparse.Namespace, mode: str, conc: int, seconds: float, model: str = "gpt-4o-mini"
 ) -> dict[str, Stats]:
@@ -111,18 +135,11 @@ def measure(
     # latency when other processes share the cores.
     own = {"direct": [stack.upstream_pid], "floor": [stack.floor_pid], "parley": worker_pids(stack.parley_pid)}
     auth = {"authorization": f"Bearer {stack.key}"}
-    out = {}
-    for name in PATHS:
-        headers = auth if name == "parley" else {}
-        data = body(model, mode == "stream")
-        cpu = cpu_seconds(own[name])
-        if wrk.available() and not args.python_client:
-            out[name] = wrk.run(ports[name], PATH, data, headers, conc, seconds)
-        else:
-            payload = request_bytes("127.0.0.1", ports[name], PATH, data, headers)
-            out[name] = arun(loadgen.run("127.0.0.1", ports[name], payload, conc, 10**9, seconds)).stats()
-        out[name].cpu_us = (cpu_seconds(own[name]) - cpu) / max(out[name].requests, 1) * 1e6
-    return out
+    return {
+        name: hit(args, ports[name], PATH, body(model, mode == "stream"), auth if name == "parley" else {}, conc,
+                  seconds, own[name])
+        for name in PATHS
+    }  # fmt: skip
 
 
 def fixed_concurrency(stack: Stack, args: argparse.Namespace) -> None:
@@ -213,6 +230,85 @@ def bursts(stack: Stack, args: argparse.Namespace) -> None:
     print(f"parley worker RSS: {idle:.0f} MB before the bursts, peak {peak:.0f} MB during them")
 
 
+def anthropic_body(model: str) -> bytes:
+    messages = [{"role": "user", "content": "Say hello in one short sentence."}]
+    return json.dumps({"model": model, "max_tokens": 64, "stream": True, "messages": messages}).encode()
+
+
+def vendor_paths(stack: Stack) -> dict[str, tuple[int, str, bytes, dict[str, str], list[int], str]]:
+    """Streamed paths through Parley in each dialect, and the upstream each one fronts called
+    directly: port, path, body, headers, whose CPU it costs, the path it adds latency over."""
+    version = {"anthropic-version": "2023-06-01"}
+    bearer = {"authorization": f"Bearer {stack.key}"}
+    up, parley = [stack.upstream_pid], worker_pids(stack.parley_pid)
+    u, p = stack.upstream_port, stack.parley_port
+    return {
+        "direct OpenAI": (u, PATH, body("bench", True), {}, up, ""),
+        "direct Anthropic": (u, ANTHROPIC, anthropic_body("bench"), {"x-api-key": "x", **version}, up, ""),
+        "OpenAI→OpenAI": (p, PATH, body("gpt-4o-mini", True), bearer, parley, "direct OpenAI"),
+        "Anthropic egress": (p, PATH, body("claude-bench", True), bearer, parley, "direct Anthropic"),
+        "Anthropic ingress": (p, ANTHROPIC, anthropic_body("gpt-4o-mini"), {"x-api-key": stack.key, **version},
+                              parley, "direct OpenAI"),
+    }  # fmt: skip
+
+
+def check_streams(paths: dict[str, tuple[int, str, bytes, dict[str, str], list[int], str]]) -> None:
+    """A stream that ends in an error event is still a 200 to the load generator: make sure each
+    path streams the whole answer before timing it."""
+    for name, (port, path, data, headers, _, _) in paths.items():
+        got = httpx.post(f"http://127.0.0.1:{port}{path}", content=data, headers=headers, timeout=30)
+        text = got.text
+        if got.status_code != 200 or "w7" not in text or '"error"' in text:
+            raise SystemExit(f"{name}: {got.status_code} {text[:500]}")
+
+
+def vendors(stack: Stack, args: argparse.Namespace) -> None:
+    """Parley translating between dialects, streamed (10 chunks), against its plain OpenAI path
+    measured in the same run: Anthropic egress (an OpenAI client, an Anthropic upstream) and
+    Anthropic ingress (an Anthropic client, an OpenAI upstream)."""
+    paths = vendor_paths(stack)
+    check_streams(paths)
+    for port, path, data, headers, pids, _ in paths.values():  # warm: pools, lazy imports
+        hit(args, port, path, data, headers, 64, 1, pids)
+    runs: dict[int, list[dict[str, Stats]]] = {1: [], 64: []}
+    for _ in range(args.repeat):
+        for conc, reps in runs.items():
+            reps.append({name: hit(args, *p[:4], conc, args.seconds, p[4]) for name, p in paths.items()})
+    print(
+        f"\nstreamed (10 chunks) in each dialect, median of {args.repeat} (the multiples: median of each run's own, "
+        "paths measured in turn within a run)"
+    )
+    print(
+        f"{'path':<18}{'conc':>4} | {'p50':>9}{'p99':>9}{'req/s':>7} | {'added p50':>9} | {'parley CPU/req':>14} | "
+        f"{'vs OpenAI→OpenAI: added p50':>27}{'CPU':>7}"
+    )
+    errors = 0
+    summary = []
+    for conc, reps in runs.items():
+        for name, p in paths.items():
+            p50, p99, rps = (med([getattr(r[name], k) for r in reps]) for k in ("p50", "p99", "rps"))
+            errors += sum(r[name].errors for r in reps)
+            line = f"{name:<18}{conc:>4} | {p50:>7.2f}ms{p99:>7.1f}ms{rps:>7.0f}"
+            if p[5]:
+                added = med([r[name].p50 - r[p[5]].p50 for r in reps])
+                cpu = med([r[name].cpu_us for r in reps])
+                line += f" | {added:>7.2f}ms | {cpu:>12.0f}us"
+            if p[5] and name != "OpenAI→OpenAI":
+                lat = med(
+                    [ratio(r[name].p50 - r[p[5]].p50, r["OpenAI→OpenAI"].p50 - r["direct OpenAI"].p50) for r in reps]
+                )
+                cpu_x = med([ratio(r[name].cpu_us, r["OpenAI→OpenAI"].cpu_us) for r in reps])
+                line += f" | {lat:>26.2f}x{cpu_x:>6.2f}x"
+                summary.append(
+                    f"  {name}, c={conc}: translation adds {(lat - 1) * 100:+.0f}% to Parley's own streamed "
+                    f"overhead (added p50), {(cpu_x - 1) * 100:+.0f}% to its CPU per request"
+                )
+            print(line, flush=True)
+    print("\n".join(summary))
+    if errors:
+        print(f"non-200 responses or socket errors: {errors}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=4.0, help="duration of each fixed-concurrency run")
@@ -220,12 +316,20 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="parley serve --workers")
     ap.add_argument("--burst", type=int, default=1000, help="streams opened at once (0: no burst)")
     ap.add_argument("--python-client", action="store_true", help="use bench/loadgen.py even when wrk is installed")
-    ap.add_argument("--only", choices=("table", "chunks", "burst"), help="run one section only")
+    ap.add_argument(
+        "--vendors",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also stream through Parley's Anthropic egress and ingress, against its OpenAI path",
+    )
+    ap.add_argument("--only", choices=("table", "vendors", "chunks", "burst"), help="run one section only")
     args = ap.parse_args()
     header(args)
     with running(workers=args.workers) as stack:
         if args.only in (None, "table"):
             fixed_concurrency(stack, args)
+        if args.vendors and args.only in (None, "vendors"):
+            vendors(stack, args)
         if args.only in (None, "chunks"):
             chunk_cost(stack, args)
         if args.burst and args.only in (None, "burst"):

@@ -3,7 +3,8 @@ instant upstream, the floor proxy in front of it, and `parley serve` with a fres
 database and a gateway key.
 
 Parley routes `gpt-4o-mini` to the upstream's instant answers, `long` to its instant 50-chunk
-stream and `slow` to its slow stream.
+stream and `slow` to its slow stream; `claude-bench` goes to the same upstream as an Anthropic
+provider (its /v1/messages stream).
 """
 
 from __future__ import annotations
@@ -113,10 +114,13 @@ def running(
         "database_url": f"sqlite+aiosqlite:///{work}/parley.db",
         "log_level": "warning",
         "providers": [{"name": "instant", "type": "openai", "base_url": f"http://127.0.0.1:{up_port}/v1",
-                       "api_key": "sk-bench"}],
+                       "api_key": "sk-bench"},
+                      {"name": "instant-anthropic", "type": "anthropic", "base_url": f"http://127.0.0.1:{up_port}",
+                       "api_key": "x"}],
         "models": [{"name": "gpt-4o-mini", "provider": "instant", "upstream_model": "bench"},
                    {"name": "slow", "provider": "instant", "upstream_model": "slow"},
-                   {"name": "long", "provider": "instant", "upstream_model": "long"}],
+                   {"name": "long", "provider": "instant", "upstream_model": "long"},
+                   {"name": "claude-bench", "provider": "instant-anthropic", "upstream_model": "bench"}],
         "secret_key_file": str(work / "secret.key"),
     }))  # fmt: skip
     penv = {**os.environ, **(env or {}), "PARLEY_CONFIG": str(config)}
