@@ -153,7 +153,7 @@ class Dialect:
 
     def text(self, key: str) -> ColumnElement[Any]:
         if self.postgres:
-            return self.column.op("#>>")(self._path(key))
+            return self.column.op("#>>", return_type=String)(self._path(key))  # text, not JSON
         return func.json_extract(self.column, self._path(key))
 
     def number(self, key: str) -> ColumnElement[Any]:
