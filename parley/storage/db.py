@@ -40,6 +40,7 @@ def compiled_regex(pattern: str) -> Any:
 
     options = re2.Options()
     options.never_capture = True
+    options.log_errors = False  # an invalid pattern is the caller's 400, not a line on stderr
     return re2.compile(pattern, options=options)
 
 
