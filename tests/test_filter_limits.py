@@ -133,6 +133,18 @@ def test_the_deepest_and_widest_filters_allowed_still_run(kb):
     assert keys(kb, {"attrs": {"n": {"$regex": "a" * 1000}}}) == []
 
 
+def test_a_regex_postgresql_will_not_run_is_400_there(parley, kb):
+    """RE2 syntax is checked everywhere; PostgreSQL then runs the pattern in its own engine, and
+    what that engine refuses (here RE2's \\p classes, or a repetition past 255) is a 400 too."""
+    user, mid, _ = kb
+    for pattern in (r"\pL", "(a|b){1000}"):
+        r = user.http.post(f"/memories/{mid}/contents-filter", json={"attrs": {"n": {"$regex": pattern}}})
+        if parley.database_url.startswith("postgresql"):
+            assert r.status_code == 400 and "PostgreSQL cannot run this $regex" in r.json()["error"], r.text
+        else:
+            assert r.status_code == 200 and r.json() == [], r.text
+
+
 @pytest.fixture(scope="module")
 def slow_kb(parley):
     """Contents whose attributes are 30,000 characters long."""

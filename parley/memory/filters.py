@@ -86,7 +86,7 @@ def _bindable(v: int | float) -> int | float:
 
 
 def check_regex(pattern: Any) -> str:
-    import re2
+    import re2  # type: ignore[import-untyped]
 
     if not isinstance(pattern, str):
         raise _bad("$regex needs a string pattern")
@@ -153,7 +153,7 @@ class Dialect:
 
     def text(self, key: str) -> ColumnElement[Any]:
         if self.postgres:
-            return self.column.op("#>>")(self._path(key))
+            return self.column.op("#>>", return_type=String)(self._path(key))  # text, not JSON
         return func.json_extract(self.column, self._path(key))
 
     def number(self, key: str) -> ColumnElement[Any]:
