@@ -86,7 +86,7 @@ def _bindable(v: int | float) -> int | float:
 
 
 def check_regex(pattern: Any) -> str:
-    import re2  # type: ignore[import-untyped]
+    import re2
 
     if not isinstance(pattern, str):
         raise _bad("$regex needs a string pattern")

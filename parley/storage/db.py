@@ -36,7 +36,7 @@ def _sqlite_file(url: str) -> Path | None:
 def compiled_regex(pattern: str) -> Any:
     """RE2, told never to capture: a match then runs on its DFA alone, which keeps a pattern
     such as ``(.*a){20}`` over long values cheap (capturing groups force the slower engines)."""
-    import re2  # type: ignore[import-untyped]
+    import re2
 
     options = re2.Options()
     options.never_capture = True
