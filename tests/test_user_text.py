@@ -15,7 +15,8 @@ from parley.auth import v8_tokens
 from parley.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
-FOREIGN = re.compile(r"\bseeds?\b", re.IGNORECASE)  # documents users of Parley do not have
+# Documents users of Parley do not have (the API parameter `seed`, in backticks, is not one).
+FOREIGN = re.compile(r"(?<!`)\bseeds?\b(?!`)", re.IGNORECASE)
 
 
 def all_commands(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

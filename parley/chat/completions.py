@@ -72,7 +72,10 @@ async def _attempt(
             await asyncio.sleep(router.routing.backoff * 2 ** min(n - 1, 6) * random.uniform(0.5, 1.5))
         group.started(route)
         try:
-            result = await once(route, n == len(attempts) - 1)
+            # Waiting for a first token before answering only pays when another deployment is
+            # left to try; one that timed out is not tried again, so the same one cannot be.
+            last = all(other is route for _, other in attempts[n + 1 :])
+            result = await once(route, last)
         except ParleyError as exc:
             group.ended(route)
             group.failed(route)
