@@ -461,3 +461,13 @@ def test_upstream_embedding_model_with_its_configured_calibration(admin, reader)
     wait_embedded(admin, mid, cid)
     hits = search(reader, mid, query="wxyz", min_similarity=0.0)  # same length: cosine 1.0
     assert abs(hits[0]["similarity"] - 1 / (1 + 2.718281828459045**-1.0)) < 1e-4  # midpoint 0.9, slope 10
+
+
+def test_replacing_a_content_with_a_key_another_holds_is_a_409_that_changes_nothing(admin):
+    mid = make_memory(admin)["id"]
+    first = add(admin, mid, content="first", key="one")["content_id"]
+    add(admin, mid, content="second", key="two")
+    r = admin.http.put(f"/memories/{mid}/contents/{first}", json={"content": "changed", "key": "two"})
+    assert r.status_code == 409 and r.json() == {"error": "Another content of this memory has the key 'two'"}
+    kept = admin.http.get(f"/memories/{mid}/contents/{first}").json()
+    assert (kept["key"], kept["content"]) == ("one", "first")

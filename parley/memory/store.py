@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley.errors import BadRequest, NotFound
+from parley.errors import BadRequest, NotFound, ParleyError
 from parley.memory import chunking
 from parley.memory.filters import bounded, content_conditions
 from parley.storage.models import Memory, MemoryChunk, MemoryContent, iso, now
@@ -101,6 +101,13 @@ async def put_content(
         existing = await db.get(MemoryContent, content_id)
         if existing is None or existing.memory_id != memory.id:
             raise NotFound("Content not found")
+        key = fields.get("key")
+        if key is not None and key != existing.key:
+            holder = await db.scalar(
+                select(MemoryContent.id).where(MemoryContent.memory_id == memory.id, MemoryContent.key == key)
+            )
+            if holder is not None:  # keys are unique in a memory: refused, nothing changed
+                raise ParleyError(f"Another content of this memory has the key {key!r}", status=409, param="key")
     elif fields.get("key") is not None:
         existing = await db.scalar(
             select(MemoryContent).where(MemoryContent.memory_id == memory.id, MemoryContent.key == fields["key"])
