@@ -200,3 +200,20 @@ def test_a_user_id_longer_than_can_be_stored_is_refused(parley, world):
         assert r.status_code == status, r.text
         if status == 401:
             assert r.json()["error"]["message"] == "Invalid token"
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"role": "assistant"}],
+        [{"role": "function", "name": None, "tool_calls": []}, {"role": "assistant"}],
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": []}],
+    ],
+)
+def test_a_project_message_without_content_is_a_400_not_a_crash(parley, world, messages):
+    """An assistant (or function) message may omit content; there is then nothing to answer."""
+    project = world["project"]
+    with parley.client(key=project["api_key"]) as http:
+        r = http.post(f"/api/project/{project['id']}/integration/api/chat/completions", json={"messages": messages})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == "messages"
