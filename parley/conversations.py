@@ -18,6 +18,7 @@ from parley.chat.locks import holding
 from parley.errors import NotFound, from_validation
 from parley.memory.filters import content_conditions
 from parley.storage.models import Conversation, Message, iso, now
+from parley.storage.text import storable
 from parley.tokens import content_text
 
 if TYPE_CHECKING:
@@ -340,9 +341,9 @@ class ConversationTranscript:
     async def finish(self, reply: Reply) -> None:
         row = Message(
             role="assistant",
-            content=reply.message.get("content"),
-            reasoning=reply.message.get("reasoning_content"),
-            tool_calls=reply.message.get("tool_calls"),
+            content=storable(reply.message.get("content")),
+            reasoning=storable(reply.message.get("reasoning_content")),
+            tool_calls=storable(reply.message.get("tool_calls")),
             model=reply.model,
             finish_reason=CUT_OFF if reply.cut_off else reply.finish_reason,
             usage=reply.usage,

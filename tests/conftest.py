@@ -42,6 +42,7 @@ DOUBLE_MODELS = [
     "fail-401",
     "fail-429",
     "fail-503",
+    "nul-reply",
 ]
 
 

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tests.conftest import cli_json
+from tests.upstream_double import NUL_REPLY
 from tests.v8_helpers import V8, js_token
 
 NUL = "a\x00b"
@@ -217,3 +218,41 @@ def test_a_project_message_without_content_is_a_400_not_a_crash(parley, world, m
         r = http.post(f"/api/project/{project['id']}/integration/api/chat/completions", json={"messages": messages})
     assert r.status_code == 400, r.text
     assert r.json()["error"]["param"] == "messages"
+
+
+def test_a_reply_holding_nul_reaches_the_client_whole_and_is_stored_without_it(parley, world):
+    """The upstream's words are not refused: the client gets them as sent; the stored copy of
+    each transcript (session, conversation, Responses) drops the NUL, so storing never fails."""
+    made = cli_json(parley.database_url, "projects", "create", "--name", "nul-reply", "--model", "nul-reply", "--json")
+    base = f"/api/project/{made['id']}/integration/api"
+    with parley.client(key=made["api_key"], **{"x-session-id": "nul"}) as http:
+        r = http.post(base + "/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
+        assert r.status_code == 200, r.text
+        assert r.json()["choices"][0]["message"]["content"] == NUL_REPLY
+        stored = http.get(base + "/sessions/nul").json()["messages"]
+    assert stored == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "nul: ab"}]
+
+    user = world["user"]
+    conversation = user.conversation(settings={"model": "nul-reply"})
+    events = user.events(conversation["id"], content="hi")
+    assert "".join(e["content"] or "" for e in events[:-1]) == NUL_REPLY + " "
+    reply = user.messages(conversation["id"])[-1]
+    assert (reply["role"], reply["content"]) == ("assistant", "nul: ab ")
+
+    with parley.client() as http:
+        r = http.post("/v1/responses", json={"model": "nul-reply", "input": "hi"})
+        assert r.status_code == 200, r.text
+        assert r.json()["output"][0]["content"][0]["text"] == NUL_REPLY
+        again = http.get(f"/v1/responses/{r.json()['id']}")
+    assert again.status_code == 200, again.text
+    assert again.json()["output"][0]["content"][0]["text"] == "nul: ab"
+
+
+def test_a_tool_call_id_longer_than_can_be_stored_is_400_and_changes_nothing(parley, world):
+    user, cid = world["user"], world["conversation"]["id"]
+    before = user.messages(cid)
+    long_id = "c" * 256
+    r = user.send(cid, stream=False, messages=[{"role": "tool", "tool_call_id": long_id, "content": "42"}])
+    assert r.status_code == 400, r.text
+    assert r.json() == {"error": "Invalid value for 'messages[0].tool_call_id': at most 255 characters."}
+    assert user.messages(cid) == before

@@ -119,6 +119,9 @@ FAILURES: dict[str, tuple[int, bytes, dict[str, str]]] = {
 }
 
 
+NUL_REPLY = "nul: a\x00b"  # the "nul-reply" model's words: PostgreSQL cannot store NUL
+
+
 def _failure(model: str) -> Response | None:
     if model not in FAILURES:
         return None
@@ -140,7 +143,7 @@ def build(rec: Recorder) -> Starlette:
             return Response(orjson.dumps({"error": {"message": "context_length_exceeded", "type": "x"}}), 400)
         if model == "hang":
             await asyncio.sleep(3600)
-        text = "echo: " + _last_user(body)
+        text = NUL_REPLY if model == "nul-reply" else "echo: " + _last_user(body)
         if not body.get("stream"):
             return _whole(model, body, text)
         return StreamingResponse(_stream(rec, model, body, text), media_type="text/event-stream")

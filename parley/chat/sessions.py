@@ -23,6 +23,7 @@ from parley.chat.locks import holding
 from parley.chat.reconcile import new_messages
 from parley.errors import BadRequest, NotFound
 from parley.storage.models import ChatSession, SessionMessage, now
+from parley.storage.text import storable
 
 if TYPE_CHECKING:
     from parley.chat.turn import Reply
@@ -150,7 +151,7 @@ class SessionTranscript:
         return [model_form(m) for m in history], fresh
 
     async def finish(self, reply: Reply) -> None:
-        message = stored_form(reply.message)
+        message = storable(stored_form(reply.message))
         if reply.cut_off:
             message["cut_off"] = True
         async with self.sessions() as db:

@@ -21,6 +21,7 @@ from parley.responses import store
 from parley.responses.items import to_chat
 from parley.responses.output import Draft
 from parley.storage.models import Memory
+from parley.storage.text import storable
 from parley.tokens import content_text
 
 Body = dict[str, Any]
@@ -96,7 +97,7 @@ class ResponseTranscript:
         if not self.store:
             return
         async with self.sessions() as db:
-            await store.save(db, self.key_id, body, self.previous_response_id, self.items, self._context)
+            await store.save(db, self.key_id, storable(body), self.previous_response_id, self.items, self._context)
 
 
 async def _check_memories(db: AsyncSession, memory_ids: list[str]) -> None:

@@ -52,6 +52,9 @@ class EmbeddingType(TypeDecorator[Any]):
         return np.frombuffer(value, dtype="<f4")
 
 
+TOOL_CALL_ID_MAX = 255  # characters in a stored tool message's tool_call_id
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -191,7 +194,7 @@ class Message(Base):
     content: Mapped[str | None] = mapped_column(Text, default=None)
     reasoning: Mapped[str | None] = mapped_column(Text, default=None)
     tool_calls: Mapped[list[Any] | None] = mapped_column(Json, default=None)
-    tool_call_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    tool_call_id: Mapped[str | None] = mapped_column(String(TOOL_CALL_ID_MAX), default=None)
     attachments: Mapped[list[Any] | None] = mapped_column(Json, default=None)
     custom_data: Mapped[dict[str, Any] | None] = mapped_column(Json, default=None)
     model: Mapped[str | None] = mapped_column(String(200), default=None)

@@ -20,6 +20,7 @@ from parley.chat.completions import complete
 from parley.chat.turn import TurnRequest, run
 from parley.core import CoreDep
 from parley.errors import BadRequest, NotFound
+from parley.storage.models import TOOL_CALL_ID_MAX
 from parley.tokens import content_text
 
 router = APIRouter(prefix="/chat/conversations/{conversation_id}", tags=["v8 messages"])
@@ -54,6 +55,13 @@ async def send_message(
 ) -> Response:
     raw = await json_body(request)
     req = validate(SendMessage, raw)
+    for i, m in enumerate(req.messages or []):
+        # Stored in a column of this width; PostgreSQL would refuse a longer one half way.
+        if m.tool_call_id is not None and len(m.tool_call_id) > TOOL_CALL_ID_MAX:
+            raise BadRequest(
+                f"Invalid value for 'messages[{i}].tool_call_id': at most {TOOL_CALL_ID_MAX} characters.",
+                param=f"messages[{i}].tool_call_id",
+            )
     async with core.sessions() as db:
         conversation = await store.owned(db, caller.app_id, caller.user_id, conversation_id)
     settings = conversation.settings
