@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from parley.memory.store import bump
 from parley.memory.terms import terms
 from parley.storage.models import Memory, MemoryChunk, MemoryContent, now
+from parley.storage.outage import is_database_outage
 
 log = logging.getLogger("parley.embedding")
 
@@ -63,11 +64,19 @@ class EmbeddingWorker:
         self._wake.set()
 
     async def _run(self) -> None:
+        outage = False  # the database was unreachable at the last poll
         while True:
             try:
                 worked = await self.run_once()
-            except Exception:  # noqa: BLE001 - the worker must outlive any one bad batch
-                log.exception("embedding batch failed")
+                if outage:
+                    log.warning("embedding worker: the database is reachable again")
+                    outage = False
+            except Exception as exc:  # noqa: BLE001 - the worker must outlive any one bad batch
+                if not is_database_outage(exc):
+                    log.exception("embedding batch failed")
+                elif not outage:  # one line per outage, not a traceback per poll
+                    log.warning("embedding worker: the database is unreachable; retrying every %.1f s", self.poll)
+                    outage = True
                 worked = 0
             if not worked:
                 self._wake.clear()
