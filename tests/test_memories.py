@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -135,6 +137,31 @@ def test_content_upsert_get_update_delete(admin, reader):
     assert admin.http.delete(f"/memories/{mid}/contents/_missing").status_code == 404
     assert admin.http.post(f"/memories/{mid}/contents", json={"content_type": "text"}).status_code == 400
     assert admin.http.post(f"/memories/{mid}/contents", json={"content": "x", "content_type": "pdf"}).status_code == 400
+
+
+def test_concurrent_creates_with_one_key_make_one_content(parley, app, admin):
+    """Requests racing to create the same key all succeed: one creates it, the others replace
+    it, as if they had come one after the other (the unique key index never shows as a 500)."""
+    memory = make_memory(admin)
+    mid = memory["id"]
+    writers = [V8(parley.url, app, user_id="boss", admin=True) for _ in range(6)]
+    for round_ in range(4):
+        key = f"raced-{round_}"
+        start = threading.Barrier(len(writers))
+
+        def put(n: int, key: str = key, start: threading.Barrier = start):
+            start.wait()
+            return writers[n].http.post(f"/memories/{mid}/contents", json={"content": f"writer {n}", "key": key})
+
+        with ThreadPoolExecutor(len(writers)) as pool:
+            answers = list(pool.map(put, range(len(writers))))
+        assert [r.status_code for r in answers] == [200] * len(writers), [r.text for r in answers]
+        bodies = [r.json() for r in answers]
+        assert sorted(b["message"] for b in bodies) == ["content created"] + ["content updated"] * (len(writers) - 1)
+        assert len({b["content_id"] for b in bodies}) == 1
+    listed = admin.http.get(f"/memories/{mid}/contents").json()
+    assert sorted(c["key"] for c in listed) == [f"raced-{n}" for n in range(4)]
+    assert all(c["content"].startswith("writer ") for c in listed)
 
 
 def test_list_by_type_and_keywords(admin, reader):

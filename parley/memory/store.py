@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.errors import BadRequest, NotFound, ParleyError
@@ -96,6 +97,27 @@ async def put_content(
     ones keep answering searches (see jobs.py for the swap). Chunking runs here, not the
     embedding: the request returns at once.
     """
+    try:
+        return await _put_content(db, memory, fields, content_id)
+    except IntegrityError:
+        # The memory's unique key index refused the write: another request took this key
+        # between the lookup and the write. Nothing of this one was kept.
+        await db.rollback()
+        await db.refresh(memory)
+        if content_id is not None:
+            raise _key_taken(fields["key"]) from None
+        # A create by key: the content that request made is there now, and this one replaces
+        # it, as it would have had the two come one after the other.
+        return await _put_content(db, memory, fields, content_id)
+
+
+def _key_taken(key: str) -> ParleyError:
+    return ParleyError(f"Another content of this memory has the key {key!r}", status=409, param="key")
+
+
+async def _put_content(
+    db: AsyncSession, memory: Memory, fields: dict[str, Any], content_id: str | None
+) -> tuple[MemoryContent, bool]:
     existing: MemoryContent | None = None
     if content_id is not None:
         existing = await db.get(MemoryContent, content_id)
@@ -107,7 +129,7 @@ async def put_content(
                 select(MemoryContent.id).where(MemoryContent.memory_id == memory.id, MemoryContent.key == key)
             )
             if holder is not None:  # keys are unique in a memory: refused, nothing changed
-                raise ParleyError(f"Another content of this memory has the key {key!r}", status=409, param="key")
+                raise _key_taken(key)
     elif fields.get("key") is not None:
         existing = await db.scalar(
             select(MemoryContent).where(MemoryContent.memory_id == memory.id, MemoryContent.key == fields["key"])
