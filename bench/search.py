@@ -162,7 +162,7 @@ async def run_backend(name: str, url: str, args: argparse.Namespace, texts: list
     )
     pool = texts[:2000]
     vectors = np.asarray(router.local_embedder.embed_sync(pool), dtype=np.float32)
-    bags = [" ".join(terms(t)) for t in pool]
+    bags = [" ".join(terms(t, document=True)) for t in pool]
     sample = questions[:: max(1, len(questions) // args.queries)][: args.queries]
     for size in args.sizes:
         memory = await make_memory(sessions, f"size{size}")

@@ -8,12 +8,13 @@ scoring.py): at 0.5 or above, the passage answers the query.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import cast, func, select, text
+from sqlalchemy import cast, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.memory import scoring
@@ -28,6 +29,7 @@ Mode = Literal["dense", "hybrid", "lexical"]
 MODES: tuple[Mode, ...] = ("dense", "hybrid", "lexical")
 PG_DENSE_CANDIDATES = 40  # at least this many nearest chunks from pgvector for hybrid fusion
 PG_LEXICAL_CANDIDATES = 100  # at least this many best lexical chunks whose cosines pgvector adds
+MASKS = 64  # filter masks kept per loaded index
 
 
 @dataclass
@@ -97,10 +99,20 @@ class Searcher:
         return (await self.query_vectors(memory, [query]))[0]
 
     async def _allowed(
-        self, db: AsyncSession, memory: Memory, index: LoadedIndex, content_filter: dict[str, Any] | None
+        self, db: AsyncSession, memory: Memory, index: LoadedIndex, stamp: Any, content_filter: dict[str, Any] | None
     ) -> np.ndarray:
-        """A mask over the index: enabled contents that pass the filter."""
+        """A mask over the index: enabled contents that pass the filter (cached per contents stamp)."""
         conditions = content_conditions(content_filter, "postgresql" if self.postgres else "sqlite")
+        key = (stamp, json.dumps(content_filter, sort_keys=True, default=str))
+        mask = index.masks.get(key)
+        if mask is None:
+            mask = await self._mask(db, memory, index, conditions)
+            if len(index.masks) >= MASKS:
+                index.masks.pop(next(iter(index.masks)))
+            index.masks[key] = mask
+        return mask
+
+    async def _mask(self, db: AsyncSession, memory: Memory, index: LoadedIndex, conditions: list[Any]) -> np.ndarray:
         if conditions:
             ids = await db.scalars(
                 select(MemoryContent.id).where(
@@ -108,15 +120,11 @@ class Searcher:
                 )
             )
             return index.mask_for(list(ids.all()), keep=True)
-        off = list(
-            (
-                await db.scalars(
-                    select(MemoryContent.id).where(
-                        MemoryContent.memory_id == memory.id, MemoryContent.status != "enabled"
-                    )
-                )
-            ).all()
-        )
+        # "status != enabled" as two ranges, so the (memory_id, status) index finds the few
+        # disabled contents instead of walking every content of the memory.
+        other = or_(MemoryContent.status < "enabled", MemoryContent.status > "enabled")
+        rows = await db.scalars(select(MemoryContent.id).where(MemoryContent.memory_id == memory.id, other))
+        off = list(rows.all())
         if not off:
             return np.ones(len(index), dtype=bool)
         return index.mask_for(off, keep=False)
@@ -196,10 +204,10 @@ class Searcher:
             ids = list(found)
             sims = scoring.sigmoid(scoring.dense_logit(profile, np.array([found[i] for i in ids]), mean))
             return await self._best(db, dict(zip(ids, sims.tolist(), strict=True)), limit, min_similarity)
-        index = await self.indexes.get(db, memory)
+        index, stamp = await self.indexes.load(db, memory)
         if not len(index):
             return []
-        mask = await self._allowed(db, memory, index, content_filter)
+        mask = await self._allowed(db, memory, index, stamp, content_filter)
         lexical = await asyncio.to_thread(self._lexical, index, query) if mode != "dense" else None
         if mode == "lexical":
             assert lexical is not None
