@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import cast, func, or_, select, text
+from sqlalchemy import cast, func, or_, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.memory import scoring
@@ -136,30 +136,34 @@ class Searcher:
         q: np.ndarray,
         content_filter: dict[str, Any] | None,
         limit: int,
-        only: list[str] | None = None,
+        also: list[str] | None = None,
     ) -> dict[str, float]:
-        """pgvector: nearest chunks (HNSW, filters in the same query, iterative scans), or the
-        cosine of the given chunks."""
+        """pgvector: the ``limit`` nearest chunks (HNSW, filters in the same query, iterative
+        scans), and the cosines of the chunks ``also`` names (already known to pass the filter),
+        in one round trip."""
         dims = len(q)
         distance = cast(MemoryChunk.embedding, Vector(dims)).cosine_distance(q.tolist())
-        query = select(MemoryChunk.id, distance).where(
-            MemoryChunk.memory_id == memory.id, MemoryChunk.active.is_(True), MemoryChunk.dims == dims
-        )
-        if only is not None:  # the caller already knows these pass the filter
-            query = query.where(MemoryChunk.id.in_(only))
-            rows = (await db.execute(query)).all()
-            return {r[0]: 1.0 - float(r[1]) for r in rows}
-        query = (
-            query.join(MemoryContent, MemoryContent.id == MemoryChunk.content_id)
-            .where(MemoryContent.status == "enabled", *content_conditions(content_filter, "postgresql"))
+        searchable = (MemoryChunk.memory_id == memory.id, MemoryChunk.active.is_(True), MemoryChunk.dims == dims)
+        nearest = (
+            select(MemoryChunk.id.label("id"), distance.label("distance"))
+            .join(MemoryContent, MemoryContent.id == MemoryChunk.content_id)
+            .where(*searchable, MemoryContent.status == "enabled", *content_conditions(content_filter, "postgresql"))
             .order_by(distance)
             .limit(limit)
         )
-        async with db.begin_nested() if db.in_transaction() else db.begin():
-            await db.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-            await db.execute(text("SET LOCAL hnsw.ef_search = 100"))
-            await db.execute(text("SET LOCAL statement_timeout = '10s'"))
-            rows = (await db.execute(query)).all()
+        query: Any = nearest
+        if also:
+            inner = nearest.subquery()
+            given = select(MemoryChunk.id, distance).where(*searchable, MemoryChunk.id.in_(also))
+            query = union_all(select(inner.c.id, inner.c.distance), given)
+        # Settings local to this transaction, in one statement (SET LOCAL would take three).
+        await db.execute(
+            text(
+                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+                " set_config('hnsw.ef_search', '100', true), set_config('statement_timeout', '10s', true)"
+            )
+        )
+        rows = (await db.execute(query)).all()
         return {r[0]: 1.0 - float(r[1]) for r in rows}
 
     async def _pg_mean(self, db: AsyncSession, memory: Memory, q: np.ndarray, version: int | None = None) -> float:
@@ -252,14 +256,13 @@ class Searcher:
         """Lexical evidence from the in-process index, cosines from pgvector, for the union of
         pgvector's nearest chunks and (when lexical evidence counts) the best lexical ones."""
         profile = self.profile(memory)
-        cos = await self._pg_cosines(db, memory, q, content_filter, max(limit * 4, PG_DENSE_CANDIDATES))
         allowed = np.where(mask, lexical.score, 0.0)
+        also: list[str] = []
         if scoring.gate(float(allowed.max()) if len(allowed) else 0.0) > 0:
             n = min(max(limit * 10, PG_LEXICAL_CANDIDATES), len(allowed))
             top = np.argpartition(-allowed, n - 1)[:n]  # the n best, unordered: no full sort
-            missing = [index.chunk_ids[i] for i in top if allowed[i] > 0 and index.chunk_ids[i] not in cos]
-            if missing:
-                cos.update(await self._pg_cosines(db, memory, q, None, 0, only=missing))
+            also = [index.chunk_ids[i] for i in top if allowed[i] > 0]
+        cos = await self._pg_cosines(db, memory, q, content_filter, max(limit * 4, PG_DENSE_CANDIDATES), also)
         if not cos:
             return {}
         position = index.positions()
