@@ -30,7 +30,7 @@ PIECE = 16  # texts per worker thread when a batch is spread over the cores
 def _single_threaded_blas() -> None:
     """One BLAS thread per call, process-wide: parallelism comes from running calls side by side."""
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
     except ImportError:  # without it numpy keeps its default pool; slower, still correct
         return
     threadpool_limits(1, user_api="blas")
