@@ -27,8 +27,10 @@ from parley.storage.models import Memory, MemoryChunk, MemoryContent, iso
 
 Mode = Literal["dense", "hybrid", "lexical"]
 MODES: tuple[Mode, ...] = ("dense", "hybrid", "lexical")
-PG_DENSE_CANDIDATES = 40  # at least this many nearest chunks from pgvector for hybrid fusion
-PG_LEXICAL_CANDIDATES = 100  # at least this many best lexical chunks whose cosines pgvector adds
+PG_DENSE_CANDIDATES = 20  # at least this many nearest chunks from pgvector for hybrid fusion (two per result)
+# At least this many best lexical chunks whose cosines pgvector adds (three per result asked
+# for otherwise): when lexical evidence decides, the results come from the top of its list.
+PG_LEXICAL_CANDIDATES = 20
 MASKS = 64  # filter masks kept per loaded index
 
 
@@ -259,10 +261,10 @@ class Searcher:
         allowed = np.where(mask, lexical.score, 0.0)
         also: list[str] = []
         if scoring.gate(float(allowed.max()) if len(allowed) else 0.0) > 0:
-            n = min(max(limit * 10, PG_LEXICAL_CANDIDATES), len(allowed))
+            n = min(max(limit * 3, PG_LEXICAL_CANDIDATES), len(allowed))
             top = np.argpartition(-allowed, n - 1)[:n]  # the n best, unordered: no full sort
             also = [index.chunk_ids[i] for i in top if allowed[i] > 0]
-        cos = await self._pg_cosines(db, memory, q, content_filter, max(limit * 4, PG_DENSE_CANDIDATES), also)
+        cos = await self._pg_cosines(db, memory, q, content_filter, max(limit * 2, PG_DENSE_CANDIDATES), also)
         if not cos:
             return {}
         position = index.positions()
