@@ -5,17 +5,21 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from parley import __version__
-from parley.api import docs, errors, integration, v1, v8
+from parley import __version__, logs
+from parley.accounting import Accounting
+from parley.api import anthropic, cors, docs, errors, gemini, integration, v1, v8
+from parley.api import metrics as metrics_api
+from parley.api import responses as responses_api
 from parley.api.limits import BodyLimit
+from parley.api.request_id import RequestId
+from parley.api.sanitize import RejectNulInUrl
 from parley.auth.keys import KeyVerifier
 from parley.auth.sealed import server_key
 from parley.config import Settings, load_settings
+from parley.core import Core
 from parley.extract import sandbox as extract_sandbox
 from parley.integrations import TokenVerifier
 from parley.memory.jobs import EmbeddingWorker
@@ -25,30 +29,22 @@ from parley.storage import db
 from parley.storage.models import GatewayKey, ProjectKey
 
 
-@dataclass
-class Core:
-    """Everything a request handler may need, built once at start."""
-
-    settings: Settings
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    router: Router
-    gateway_keys: KeyVerifier
-    project_keys: KeyVerifier
-    tokens: TokenVerifier
-    searcher: Searcher
-    embedder: EmbeddingWorker
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
+    logs.stamp_request_ids()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # `parley serve` migrates once before starting workers; a bare ASGI host migrates here.
         if os.environ.get("PARLEY_MIGRATED") != settings.database_url:
             await db.migrate(settings.database_url)
-        engine = db.create_engine(settings.database_url)
+        engine = db.create_engine(
+            settings.database_url,
+            connect_timeout=settings.database_connect_timeout,
+            pool_timeout=settings.database_pool_timeout,
+            statement_timeout=settings.database_statement_timeout,
+            filter_timeout=settings.filter_timeout,
+        )
         sessions = db.sessionmaker(engine)
         router = Router(settings)
         sandbox = extract_sandbox.configure(settings.extract_workers, settings.extract_timeout)
@@ -65,11 +61,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tokens=TokenVerifier(sessions, server_key(settings), settings.auth_cache_ttl),
             searcher=Searcher(router, postgres=not db.is_sqlite(settings.database_url)),
             embedder=embedder,
+            accounting=Accounting.from_settings(settings, sessions),
         )
         embedder.start()
+        app.state.core.accounting.start()
         try:
             yield
         finally:
+            await app.state.core.accounting.stop()  # writes the last usage rows
             await embedder.stop()
             await router.aclose()
             sandbox.close()
@@ -81,21 +80,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Self-hosted AI chat backend: an OpenAI-compatible gateway, project sessions, "
         "v8 conversations, knowledge bases and file extraction.",
         lifespan=lifespan,
+        docs_url=None,  # served by parley.api.docs from local assets
+        redoc_url=None,  # ReDoc loads from a CDN, so it would be blank offline
     )
     errors.install(app)
     docs.install(app)
     app.include_router(v1.router)
+    app.include_router(responses_api.router)
+    app.include_router(anthropic.router)
+    app.include_router(gemini.router)
     app.include_router(integration.router)
     app.include_router(v8.router)
+    if settings.metrics:
+        app.include_router(metrics_api.router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and version")
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    app.add_middleware(RejectNulInUrl)
     app.add_middleware(
         BodyLimit,
         default=settings.max_body_bytes,
         uploads=settings.max_upload_bytes,
         upload_paths=("/v8/files/",),
     )
+    if settings.metrics:
+        app.add_middleware(metrics_api.HttpMetrics)
+    cors.install(app, settings.cors_origins)  # preflights and error responses get its headers too
+    # Outermost of all, outside the crash guard too: every response carries x-request-id, a 500 included.
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: RequestId(build())  # type: ignore[method-assign]
     return app

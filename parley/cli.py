@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import sys
+import tempfile
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley import integrations, projects
 from parley.auth import keys, v8_tokens
 from parley.auth.sealed import server_key
 from parley.config import Settings, load_settings
 from parley.errors import ParleyError
+from parley.limits import store as limits
 from parley.storage import db
-from parley.storage.models import GatewayKey, ProjectKey
+from parley.storage.models import GatewayKey, Integration, Project, ProjectKey
 
 app = typer.Typer(help="Parley: a self-hosted AI chat backend.", no_args_is_help=True)
 keys_app = typer.Typer(help="Gateway keys for /v1.", no_args_is_help=True)
@@ -39,12 +45,33 @@ def _settings(config: str | None) -> Settings:
     return load_settings(config)
 
 
+def database_label(url: str) -> str:
+    """The database URL with its password masked, and a SQLite file's absolute path."""
+    parsed = make_url(url)
+    label = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        label += f" (file {Path(parsed.database).resolve()})"
+    return label
+
+
+def say_database(config: str | None, settings: Settings) -> None:
+    """Tell on stderr which database a command uses, so a key never lands somewhere unexpected."""
+    typer.echo(f"using database {database_label(settings.database_url)}", err=True)
+    if config is None and "PARLEY_DATABASE_URL" not in os.environ:
+        typer.echo(
+            "note: no --config FILE or PARLEY_CONFIG given, so this is the default database; "
+            "pass the server's config file to reach the server's database",
+            err=True,
+        )
+
+
 def run_db(config: str | None, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run one unit of work against the configured database (migrated first).
 
     A ParleyError (unknown id, bad value) is printed and exits with status 1.
     """
     settings = _settings(config)
+    say_database(config, settings)
 
     async def main() -> T:
         await db.migrate(settings.database_url)
@@ -74,6 +101,8 @@ def serve(
     config: str | None = ConfigOpt,
 ) -> None:
     """Start the server (migrating the database first)."""
+    import logging
+
     import uvicorn
 
     from parley.logs import setup_logging
@@ -82,47 +111,168 @@ def serve(
         os.environ["PARLEY_CONFIG"] = os.path.abspath(config)
     settings = _settings(config)
     setup_logging(settings.log_level)
+    logging.getLogger("parley").info(
+        "using database", extra={"fields": {"database": database_label(settings.database_url)}}
+    )
     asyncio.run(db.migrate(settings.database_url))
     os.environ["PARLEY_MIGRATED"] = settings.database_url
-    uvicorn.run(
-        "parley.asgi:app",
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
+    metrics_dir = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metrics to files here and /metrics adds them all up.
+        metrics_dir = tempfile.mkdtemp(prefix="parley-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            "parley.asgi:app",
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+@app.command()
+def usage(
+    by: str | None = typer.Option(None, "--by", help="Group by key, project, integration, user, model or day."),
+    since: str | None = typer.Option(None, "--since", help="Only requests from this date (UTC) on, e.g. 2025-01-31."),
+    as_json: bool = typer.Option(False, "--json", help="A JSON list of objects instead of a table."),
+    config: str | None = ConfigOpt,
+) -> None:
+    """Requests, tokens, cost and errors from the usage records, in total or grouped."""
+    from parley.usage import store as usage_store
+
+    if by is not None and by not in usage_store.GROUPINGS:
+        raise typer.BadParameter(f"--by must be one of {', '.join(usage_store.GROUPINGS)}")
+    try:
+        start = usage_store.parse_since(since) if since else None
+    except ParleyError as exc:
+        raise typer.BadParameter(exc.message) from None
+    rows = run_db(config, lambda s: usage_store.totals(s, by, start))  # type: ignore[arg-type]
+    if as_json:
+        emit(rows, True, "")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Usage" + (f" since {start:%Y-%m-%d %H:%M} UTC" if start else ""))
+    groups = usage_store.FIELDS[by] if by else ()
+    columns = [*groups, "requests", "prompt_tokens", "completion_tokens", "cost_usd", "errors"]
+    for name in columns:
+        table.add_column(name, justify="left" if name in groups else "right")
+    for row in rows:
+        table.add_row(*(_cell(row[name]) for name in columns))
+    # Piped or redirected: no terminal width to fit, so ids and totals are never cut short.
+    Console(width=None if sys.stdout.isatty() else 240).print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    return str(value)
+
+
+# Limits and budgets: the same flags on keys, projects and integrations (0 removes a limit).
+RpmOpt = typer.Option(None, "--rpm", min=0, help="Requests per minute (0 removes the limit).")
+TpmOpt = typer.Option(None, "--tpm", min=0, help="Tokens per minute (0 removes the limit).")
+StreamsOpt = typer.Option(None, "--max-streams", min=0, help="Concurrent streams (0 removes the limit).")
+BudgetOpt = typer.Option(
+    None, "--budget-usd", min=0, help="Spend per budget period in USD, priced from the models' prices (0 removes it)."
+)
+PeriodOpt = typer.Option(None, "--budget-period", help="day or month (UTC); the default is day.")
+
+
+def _limits(rpm: int | None, tpm: int | None, streams: int | None, budget: float | None, period: str | None) -> dict:
+    if period is not None and period not in limits.PERIODS:
+        raise typer.BadParameter("--budget-period must be day or month")
+    return {"rpm": rpm, "tpm": tpm, "max_streams": streams, "budget_usd": budget, "budget_period": period}
+
+
+def _limits_line(shown: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in shown.items()) or "no limits"
+
+
+def _key_dict(row: GatewayKey, lim: limits.Limits) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "prefix": row.key_prefix,
+        "created_at": row.created_at,
+        "revoked": row.revoked_at is not None,
+        "limits": limits.shown(lim),
+    }
 
 
 @keys_app.command("create")
 def keys_create(
     name: str = typer.Option(..., "--name"),
+    rpm: int | None = RpmOpt,
+    tpm: int | None = TpmOpt,
+    max_streams: int | None = StreamsOpt,
+    budget_usd: float | None = BudgetOpt,
+    budget_period: str | None = PeriodOpt,
     as_json: bool = typer.Option(False, "--json"),
     config: str | None = ConfigOpt,
 ) -> None:
     """Create a gateway key; the key is shown once and stored hashed."""
-    row, key = run_db(config, lambda s: keys.create_gateway_key(s, name))
+    changes = _limits(rpm, tpm, max_streams, budget_usd, budget_period)
+
+    async def work(s: AsyncSession) -> tuple[GatewayKey, str, limits.Limits]:
+        limits.check(changes)  # before anything is made
+        row, key = await keys.create_gateway_key(s, name)
+        return row, key, await limits.set_limits(s, "key", row.id, **changes)
+
+    row, key, lim = run_db(config, work)
     emit(
-        {"id": row.id, "name": row.name, "key": key}, as_json, f"{row.id}\t{key}\n(store it now: it is shown only once)"
+        {"id": row.id, "name": row.name, "key": key, "limits": limits.shown(lim)},
+        as_json,
+        f"{row.id}\t{key}\n(store it now: it is shown only once)",
     )
+
+
+@keys_app.command("update")
+def keys_update(
+    key_id: str,
+    name: str | None = typer.Option(None, "--name"),
+    rpm: int | None = RpmOpt,
+    tpm: int | None = TpmOpt,
+    max_streams: int | None = StreamsOpt,
+    budget_usd: float | None = BudgetOpt,
+    budget_period: str | None = PeriodOpt,
+    config: str | None = ConfigOpt,
+) -> None:
+    """Rename a gateway key or change its limits; prints it as JSON."""
+    changes = _limits(rpm, tpm, max_streams, budget_usd, budget_period)
+
+    async def work(s: AsyncSession) -> dict[str, Any]:
+        row = await keys.get_gateway_key(s, key_id)
+        limits.check(changes)
+        if name is not None:
+            row = await keys.rename_gateway_key(s, key_id, name)
+        return _key_dict(row, await limits.set_limits(s, "key", key_id, **changes))
+
+    emit(run_db(config, work), True, "")
 
 
 @keys_app.command("list")
 def keys_list(as_json: bool = typer.Option(False, "--json"), config: str | None = ConfigOpt) -> None:
-    """List gateway keys (prefixes only)."""
-    rows = run_db(config, lambda s: keys.list_keys(s, GatewayKey))
-    data = [
-        {
-            "id": r.id,
-            "name": r.name,
-            "prefix": r.key_prefix,
-            "created_at": r.created_at,
-            "revoked": r.revoked_at is not None,
-        }
-        for r in rows
+    """List gateway keys (prefixes only) with their limits."""
+
+    async def work(s: AsyncSession) -> list[dict[str, Any]]:
+        set_ = await limits.of_scope(s, "key")
+        return [_key_dict(r, set_.get(r.id, limits.NONE)) for r in await keys.list_keys(s, GatewayKey)]
+
+    data = run_db(config, work)
+    lines = [
+        f"{d['id']}\t{d['name']}\t{d['prefix']}\t{'revoked' if d['revoked'] else 'active'}\t{_limits_line(d['limits'])}"
+        for d in data
     ]
-    lines = [f"{d['id']}\t{d['name']}\t{d['prefix']}\t{'revoked' if d['revoked'] else 'active'}" for d in data]
     emit(data, as_json, "\n".join(lines) or "(no keys)")
 
 
@@ -188,6 +338,11 @@ def projects_create(
     memory_limit: int | None = MemoryLimitOpt,
     memory_min_similarity: float | None = MemoryMinOpt,
     unmatch_message: str | None = UnmatchOpt,
+    rpm: int | None = RpmOpt,
+    tpm: int | None = TpmOpt,
+    max_streams: int | None = StreamsOpt,
+    budget_usd: float | None = BudgetOpt,
+    budget_period: str | None = PeriodOpt,
     memory_mode: str | None = MemoryModeOpt,
     as_json: bool = typer.Option(False, "--json"),
     config: str | None = ConfigOpt,
@@ -195,29 +350,52 @@ def projects_create(
     """Create a project; prints its id and first API key (shown once, stored hashed)."""
     fields = _project_fields(locals())
     fields.pop("name", None)
-    project, key = run_db(config, lambda s: projects.create(s, name, **fields))
+    changes = _limits(rpm, tpm, max_streams, budget_usd, budget_period)
+
+    async def work(s: AsyncSession) -> tuple[Project, str, limits.Limits]:
+        limits.check(changes)  # before anything is made
+        project, key = await projects.create(s, name, **fields)
+        return project, key, await limits.set_limits(s, "project", project.id, **changes)
+
+    project, key, lim = run_db(config, work)
     emit(
-        {"id": project.id, "name": project.name, "api_key": key},
+        {"id": project.id, "name": project.name, "api_key": key, "limits": limits.shown(lim)},
         as_json,
         f"{project.id}\t{key}\n(store the key now: it is shown only once)",
     )
 
 
+def _project_dict(project: Project, lim: limits.Limits) -> dict[str, Any]:
+    return {**projects.as_dict(project), "limits": limits.shown(lim)}
+
+
 @projects_app.command("list")
 def projects_list(as_json: bool = typer.Option(False, "--json"), config: str | None = ConfigOpt) -> None:
-    """List projects."""
-    rows = [projects.as_dict(p) for p in run_db(config, projects.list_all)]
+    """List projects with their limits."""
+
+    async def work(s: AsyncSession) -> list[dict[str, Any]]:
+        set_ = await limits.of_scope(s, "project")
+        return [_project_dict(p, set_.get(p.id, limits.NONE)) for p in await projects.list_all(s)]
+
+    rows = run_db(config, work)
     emit(
         rows,
         as_json,
-        "\n".join(f"{p['id']}\t{p['name']}\t{p['model'] or '(default model)'}" for p in rows) or "(no projects)",
+        "\n".join(
+            f"{p['id']}\t{p['name']}\t{p['model'] or '(default model)'}\t{_limits_line(p['limits'])}" for p in rows
+        )
+        or "(no projects)",
     )
 
 
 @projects_app.command("show")
 def projects_show(project_id: str, config: str | None = ConfigOpt) -> None:
     """Show one project as JSON."""
-    emit(projects.as_dict(run_db(config, lambda s: projects.get(s, project_id))), True, "")
+
+    async def work(s: AsyncSession) -> dict[str, Any]:
+        return _project_dict(await projects.get(s, project_id), await limits.get(s, "project", project_id))
+
+    emit(run_db(config, work), True, "")
 
 
 @projects_app.command("update")
@@ -235,12 +413,25 @@ def projects_update(
     memory_limit: int | None = MemoryLimitOpt,
     memory_min_similarity: float | None = MemoryMinOpt,
     unmatch_message: str | None = UnmatchOpt,
+    rpm: int | None = RpmOpt,
+    tpm: int | None = TpmOpt,
+    max_streams: int | None = StreamsOpt,
+    budget_usd: float | None = BudgetOpt,
+    budget_period: str | None = PeriodOpt,
     memory_mode: str | None = MemoryModeOpt,
     config: str | None = ConfigOpt,
 ) -> None:
-    """Change a project's settings; prints it as JSON."""
+    """Change a project's settings or limits; prints it as JSON."""
     fields = _project_fields(locals())
-    emit(projects.as_dict(run_db(config, lambda s: projects.update(s, project_id, **fields))), True, "")
+    changes = _limits(rpm, tpm, max_streams, budget_usd, budget_period)
+
+    async def work(s: AsyncSession) -> dict[str, Any]:
+        await projects.get(s, project_id)
+        limits.check(changes)
+        project = await projects.update(s, project_id, **fields)
+        return _project_dict(project, await limits.set_limits(s, "project", project_id, **changes))
+
+    emit(run_db(config, work), True, "")
 
 
 @projects_app.command("delete")
@@ -271,28 +462,111 @@ def project_keys_revoke(key_id: str, config: str | None = ConfigOpt) -> None:
     typer.echo(f"revoked {row.id}")
 
 
+UserRpmOpt = typer.Option(None, "--user-rpm", min=0, help="Requests per minute for each end user (0 removes it).")
+UserTpmOpt = typer.Option(None, "--user-tpm", min=0, help="Tokens per minute for each end user (0 removes it).")
+UserStreamsOpt = typer.Option(None, "--user-max-streams", min=0, help="Concurrent streams for each end user.")
+UserBudgetOpt = typer.Option(
+    None, "--user-budget-usd", min=0, help="Spend per budget period for each end user (--budget-period applies)."
+)
+
+
+async def _set_integration_limits(s: AsyncSession, app_id: str, changes: dict, user: dict) -> dict[str, Any]:
+    own = await limits.set_limits(s, "integration", app_id, **changes)
+    users = await limits.set_limits(s, "user", app_id, **user)
+    return {"limits": limits.shown(own), "user_limits": limits.shown(users)}
+
+
 @integrations_app.command("create")
 def integrations_create(
     name: str = typer.Option(..., "--name"),
     default_model: str | None = typer.Option(None, "--default-model"),
     default_embedding_model: str | None = typer.Option(None, "--default-embedding-model"),
+    rpm: int | None = RpmOpt,
+    tpm: int | None = TpmOpt,
+    max_streams: int | None = StreamsOpt,
+    budget_usd: float | None = BudgetOpt,
+    budget_period: str | None = PeriodOpt,
+    user_rpm: int | None = UserRpmOpt,
+    user_tpm: int | None = UserTpmOpt,
+    user_max_streams: int | None = UserStreamsOpt,
+    user_budget_usd: float | None = UserBudgetOpt,
     as_json: bool = typer.Option(False, "--json"),
     config: str | None = ConfigOpt,
 ) -> None:
     """Create an integration; prints its app_id and both secrets (keep them: tokens are signed with them)."""
     key = server_key(_settings(config))
-    row, hash_token, admin_token = run_db(
-        config, lambda s: integrations.create(s, key, name, default_model, default_embedding_model)
-    )
+    changes = _limits(rpm, tpm, max_streams, budget_usd, budget_period)
+    user = _limits(user_rpm, user_tpm, user_max_streams, user_budget_usd, budget_period)  # one period for both
+
+    async def work(s: AsyncSession) -> tuple[Integration, str, str, dict[str, Any]]:
+        limits.check(changes)  # before anything is made
+        limits.check(user)
+        row, hash_token, admin_token = await integrations.create(s, key, name, default_model, default_embedding_model)
+        return row, hash_token, admin_token, await _set_integration_limits(s, row.id, changes, user)
+
+    row, hash_token, admin_token, set_ = run_db(config, work)
     data = {"app_id": row.id, "hash_token": hash_token, "admin_token": admin_token}
-    emit(data, as_json, "\n".join(f"{k}: {v}" for k, v in data.items()))
+    emit({**data, **set_}, as_json, "\n".join(f"{k}: {v}" for k, v in data.items()))
+
+
+@integrations_app.command("update")
+def integrations_update(
+    app_id: str,
+    name: str | None = typer.Option(None, "--name"),
+    default_model: str | None = typer.Option(None, "--default-model"),
+    default_embedding_model: str | None = typer.Option(None, "--default-embedding-model"),
+    rpm: int | None = RpmOpt,
+    tpm: int | None = TpmOpt,
+    max_streams: int | None = StreamsOpt,
+    budget_usd: float | None = BudgetOpt,
+    budget_period: str | None = PeriodOpt,
+    user_rpm: int | None = UserRpmOpt,
+    user_tpm: int | None = UserTpmOpt,
+    user_max_streams: int | None = UserStreamsOpt,
+    user_budget_usd: float | None = UserBudgetOpt,
+    config: str | None = ConfigOpt,
+) -> None:
+    """Change an integration's name, default models or limits; prints it as JSON."""
+    changes = _limits(rpm, tpm, max_streams, budget_usd, budget_period)
+    user = _limits(user_rpm, user_tpm, user_max_streams, user_budget_usd, budget_period)  # one period for both
+
+    async def work(s: AsyncSession) -> dict[str, Any]:
+        await integrations.get(s, app_id)
+        limits.check(changes)
+        limits.check(user)
+        row = await integrations.update(
+            s, app_id, name=name, default_model=default_model, default_embedding_model=default_embedding_model
+        )
+        return {**integrations.as_dict(row), **await _set_integration_limits(s, app_id, changes, user)}
+
+    emit(run_db(config, work), True, "")
 
 
 @integrations_app.command("list")
 def integrations_list(as_json: bool = typer.Option(False, "--json"), config: str | None = ConfigOpt) -> None:
-    """List integrations (without secrets)."""
-    rows = [integrations.as_dict(r) for r in run_db(config, integrations.list_all)]
-    emit(rows, as_json, "\n".join(f"{r['app_id']}\t{r['name']}" for r in rows) or "(no integrations)")
+    """List integrations (without secrets) with their limits."""
+
+    async def work(s: AsyncSession) -> list[dict[str, Any]]:
+        own, users = await limits.of_scope(s, "integration"), await limits.of_scope(s, "user")
+        return [
+            {
+                **integrations.as_dict(r),
+                "limits": limits.shown(own.get(r.id, limits.NONE)),
+                "user_limits": limits.shown(users.get(r.id, limits.NONE)),
+            }
+            for r in await integrations.list_all(s)
+        ]
+
+    rows = run_db(config, work)
+    emit(
+        rows,
+        as_json,
+        "\n".join(
+            f"{r['app_id']}\t{r['name']}\t{_limits_line(r['limits'])}\tper user: {_limits_line(r['user_limits'])}"
+            for r in rows
+        )
+        or "(no integrations)",
+    )
 
 
 @integrations_app.command("show")
@@ -303,8 +577,13 @@ def integrations_show(
 ) -> None:
     """Show one integration as JSON."""
     key = server_key(_settings(config))
-    row = run_db(config, lambda s: integrations.get(s, app_id))
-    data = integrations.as_dict(row)
+
+    async def work(s: AsyncSession) -> tuple[Integration, limits.Limits, limits.Limits]:
+        row = await integrations.get(s, app_id)
+        return row, await limits.get(s, "integration", app_id), await limits.get(s, "user", app_id)
+
+    row, own, users = run_db(config, work)
+    data = {**integrations.as_dict(row), "limits": limits.shown(own), "user_limits": limits.shown(users)}
     if secrets:
         data["hash_token"], data["admin_token"] = integrations.secrets_of(key, row)
     emit(data, True, "")
@@ -325,7 +604,7 @@ def integrations_rotate(
 
 @integrations_app.command("delete")
 def integrations_delete(app_id: str, config: str | None = ConfigOpt) -> None:
-    """Delete an integration with all its conversations."""
+    """Delete an integration with its conversations, memories and everything in them."""
     run_db(config, lambda s: integrations.remove(s, app_id))
     typer.echo(f"deleted {app_id}")
 
@@ -339,7 +618,7 @@ def token(
     ttl: int = typer.Option(86400, "--ttl", help="Seconds until it expires."),
     config: str | None = ConfigOpt,
 ) -> None:
-    """Print a ready v8 token, made exactly as seed 003's generateToken makes it."""
+    """Print a ready v8 token: ek- (user) or ak- (admin), signed as docs/protocol.md describes."""
     import time
 
     key = server_key(_settings(config))
@@ -377,25 +656,23 @@ def memories_create(
     config: str | None = ConfigOpt,
 ) -> None:
     """Create a memory for an integration."""
-    from parley.memory.store import memory_dict
+    from parley.memory.store import create_memory, memory_dict
     from parley.storage.models import Memory
 
     settings = _settings(config)
-    model = embedding_model or settings.default_embedding_model
 
     async def work(s: AsyncSession) -> Memory:
-        await integrations.get(s, app_id)
-        row = Memory(
-            integration_id=app_id,
-            name=name,
+        integration = await integrations.get(s, app_id)
+        return await create_memory(
+            s,
+            app_id,
+            name,
+            embedding_model=embedding_model or integration.default_embedding_model or settings.default_embedding_model,
+            available_models=settings.embedding_model_names(),
             description=description,
-            embedding_model=model,
             max_tokens_per_chunk=max_tokens_per_chunk,
             overlap_tokens=overlap_tokens,
         )
-        s.add(row)
-        await s.commit()
-        return row
 
     row = run_db(config, work)
     emit(memory_dict(row), as_json, f"{row.id}\t{row.name}")
@@ -414,22 +691,34 @@ def memories_list(
     emit(rows, as_json, "\n".join(f"{m['id']}\t{m['name']}\t{m['embedding_model']}" for m in rows) or "(none)")
 
 
-async def _wait_embedded(sessions: Any, memory_id: str, within: float) -> None:
-    from sqlalchemy import func, select
+async def _embed_and_report(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, memory_id: str, keys: list[str]
+) -> None:
+    """Embed the contents' chunks here, beside any server doing the same, and report progress
+    until every one is embedded (or has failed), whoever embedded it."""
+    from parley.memory.jobs import EmbeddingWorker
+    from parley.memory.progress import Progress, embedding_progress
+    from parley.providers.routing import Router
 
-    from parley.storage.models import MemoryChunk
-
-    deadline = asyncio.get_running_loop().time() + within
-    while asyncio.get_running_loop().time() < deadline:
-        async with sessions() as s:
-            queued = await s.scalar(
-                select(func.count()).where(
-                    MemoryChunk.memory_id == memory_id, MemoryChunk.embedding_status.in_(("pending", "processing"))
-                )
-            )
-        if not queued:
-            return
-        await asyncio.sleep(0.2)
+    router = Router(settings)
+    worker = EmbeddingWorker(sessions, router)
+    shown: Progress | None = None
+    try:
+        while True:
+            worked = await worker.run_once()  # 0 when others hold the chunks (or none are due)
+            async with sessions() as db:
+                now_at = await embedding_progress(db, memory_id, keys)
+            if now_at != shown:
+                failed = f", {now_at.failed} failed" if now_at.failed else ""
+                typer.echo(f"\rEmbedded {now_at.completed}/{now_at.total} chunks{failed}", nl=False)
+                shown = now_at
+            if now_at.finished:
+                break
+            if not worked:
+                await asyncio.sleep(0.2)  # someone else is embedding them, or a retry is not due yet
+    finally:
+        typer.echo("")
+        await router.aclose()
 
 
 @memories_app.command("ingest")
@@ -443,8 +732,6 @@ def memories_ingest(
     from collections import Counter
 
     from parley.memory.ingest import files_under, ingest_file, supported
-    from parley.memory.jobs import EmbeddingWorker
-    from parley.providers.routing import Router
     from parley.storage.models import Memory
 
     settings = _settings(config)
@@ -459,23 +746,17 @@ def memories_ingest(
         if memory is None:
             raise ParleyError(f"Memory {memory_id!r} not found")
         outcomes: Counter[str] = Counter()
+        keys: list[str] = []
         with typer.progressbar(files, label="Reading", show_pos=True) as bar:
             for path in bar:
                 outcome = await ingest_file(s, memory, path)
                 outcomes[outcome.split(":")[0]] += 1
                 if outcome.startswith("failed"):
                     typer.echo(f"\n{path}: {outcome}", err=True)
-        if embed:
-            router = Router(settings)
-            worker = EmbeddingWorker(db.sessionmaker(s.bind), router)  # type: ignore[arg-type]
-            done = 0
-            while n := await worker.run_once():
-                done += n
-                typer.echo(f"\rEmbedded {done} chunks", nl=False)
-            # A running server's worker may hold some of them: return once every chunk is ready.
-            await _wait_embedded(db.sessionmaker(s.bind), memory_id, settings.embedding_lease * 2)  # type: ignore[arg-type]
-            typer.echo(f"\rEmbedded {done} chunks here; every chunk of the memory is embedded")
-            await router.aclose()
+                elif outcome != "empty":
+                    keys.append(str(path))  # contents are keyed by their file's absolute path
+        if embed and keys:
+            await _embed_and_report(db.sessionmaker(s.bind), settings, memory_id, keys)  # type: ignore[arg-type]
         return outcomes
 
     outcomes = run_db(config, work)

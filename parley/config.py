@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 BUILTIN_MODEL = "parley-offline"
 LOCAL_EMBEDDING_MODEL = "use-multilingual-v3"  # always served, offline, from a PyPI package
@@ -30,8 +30,8 @@ class Timeouts(BaseModel):
 class ProviderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
-    type: Literal["openai", "builtin"]
-    base_url: str | None = None
+    type: Literal["openai", "anthropic", "gemini", "builtin"]
+    base_url: str | None = None  # anthropic and gemini default to the vendor's own API
     api_key: SecretStr | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     timeouts: Timeouts | None = None  # falls back to the server-wide ``timeouts``
@@ -52,6 +52,15 @@ class SimilarityCalibration(BaseModel):
     slope: float = 10.0
 
 
+class Price(BaseModel):
+    """USD per million tokens; cached prompt tokens cost ``cached_input_per_mtok`` (else the input price)."""
+
+    model_config = ConfigDict(extra="forbid")
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(default=0.0, ge=0)
+    cached_input_per_mtok: float | None = Field(default=None, ge=0)
+
+
 class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -62,6 +71,21 @@ class ModelConfig(BaseModel):
     # Embedding models: the raw cosine that should read as similarity 0.5, and the slope of the
     # logistic around it (see parley/memory/scoring.py). Without it, similarity is the raw cosine.
     similarity: SimilarityCalibration | None = None
+    # Several entries with one ``name`` are deployments of one public model (providers mixed).
+    weight: float = Field(default=1.0, gt=0)  # share of requests among healthy deployments
+    fallbacks: list[str] = Field(default_factory=list)  # other models tried when all deployments fail
+    price: Price | None = None  # what a request costs, for usage records and spend budgets
+
+
+class Routing(BaseModel):
+    """How a request picks among a model's deployments, and what happens when one fails."""
+
+    model_config = ConfigDict(extra="forbid")
+    strategy: Literal["weighted", "least-busy"] = "weighted"
+    retries: int = Field(default=2, ge=0, le=10)  # further attempts before the client sees a failure
+    allowed_fails: int = Field(default=3, ge=1)  # failures in a row before a deployment cools down
+    cooldown: float = Field(default=30.0, ge=0)  # seconds a cooled-down deployment is skipped
+    backoff: float = Field(default=0.1, ge=0)  # seconds before the first retry; doubles, with jitter
 
 
 class Settings(BaseModel):
@@ -77,6 +101,7 @@ class Settings(BaseModel):
     default_model: str | None = None
     default_embedding_model: str = LOCAL_EMBEDDING_MODEL
     timeouts: Timeouts = Field(default_factory=Timeouts)
+    routing: Routing = Field(default_factory=Routing)
     sse_ping_interval: float = 15.0  # seconds of upstream silence before a ``: ping`` comment
     max_body_bytes: int = 16 * 1024 * 1024  # JSON request bodies; 413 beyond
     max_upload_bytes: int = 50 * 1024 * 1024  # file uploads; 413 beyond
@@ -86,10 +111,30 @@ class Settings(BaseModel):
     embedding_poll: float = 1.0  # seconds between looks for queued chunks from other processes
     embedding_retry_delay: float = 2.0  # first retry after a failed batch; doubles each attempt
     auth_cache_ttl: float = 2.0  # seconds a verified key is trusted before it is looked up again
+    # Browser origins allowed to call the API (e.g. ["https://app.example.com"], or ["*"]); empty: none.
+    cors_origins: list[str] = Field(default_factory=list)
+    # Every wait on the database is bounded; beyond these, requests answer 503 with Retry-After.
+    database_connect_timeout: float = 5.0  # seconds to open a connection
+    database_pool_timeout: float = 10.0  # seconds to wait for a free pooled connection
+    database_statement_timeout: float = 30.0  # seconds one PostgreSQL statement may run
+    filter_timeout: float = 2.0  # seconds one memory filter's query may run; 400 beyond
     # Encrypts the v8 integrations' signing secrets at rest. Every server sharing a database
     # needs the same key: set it (PARLEY_SECRET_KEY) or keep the generated file.
     secret_key: SecretStr | None = None
     secret_key_file: str = "data/secret.key"
+    # Usage records, limits and metrics (see parley/accounting.py).
+    usage_recording: bool = True  # one row per request, written in batches off the request path
+    usage_flush_interval: float = 1.0  # seconds between batches (and between syncs of shared counters)
+    usage_retention_days: int = 90  # older usage rows are deleted; 0 keeps them forever
+    redis_url: str | None = None  # shared limit counters in Redis instead of the database
+    metrics: bool = True  # GET /metrics in Prometheus' text format
+    metrics_token: SecretStr | None = None  # if set, /metrics wants ``Authorization: Bearer <token>``
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins_list(cls, value: Any) -> Any:
+        # PARLEY_CORS_ORIGINS=https://a.example,https://b.example reads as one string.
+        return [o.strip() for o in value.split(",") if o.strip()] if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _check_routes(self) -> Settings:
@@ -99,6 +144,14 @@ class Settings(BaseModel):
         for m in self.models:
             if m.provider not in names:
                 raise ValueError(f"model {m.name!r} names unknown provider {m.provider!r}")
+        kinds: dict[str, str] = {}
+        for m in self.models:
+            if kinds.setdefault(m.name, m.kind) != m.kind:
+                raise ValueError(f"model {m.name!r}: all its deployments must be of one kind")
+        for m in self.models:
+            for other in m.fallbacks:
+                if kinds.get(other) != m.kind or other == m.name:
+                    raise ValueError(f"model {m.name!r}: fallback {other!r} is not another {m.kind} model")
         chat = [m.name for m in self.models if m.kind == "chat"]
         if self.default_model is None and chat:
             self.default_model = chat[0]
@@ -106,6 +159,11 @@ class Settings(BaseModel):
 
     def timeouts_for(self, provider: ProviderConfig) -> Timeouts:
         return provider.timeouts or self.timeouts
+
+    def embedding_model_names(self) -> list[str]:
+        """Every embedding model a memory may use: the packaged one, then the configured ones."""
+        names = [m.name for m in self.models if m.kind == "embedding"]
+        return [LOCAL_EMBEDDING_MODEL] + list(dict.fromkeys(names))
 
 
 def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:

@@ -1,23 +1,33 @@
-"""v8 conversations and their messages: settings with the seed's defaults, storage, history."""
+"""v8 conversations and their messages: settings with their documented defaults, storage,
+history, and a conversation as the chat turn's transcript."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Callable, Hashable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley.chat.attachments import user_content
+from parley.chat.locks import holding
 from parley.errors import NotFound, from_validation
+from parley.memory.filters import content_conditions
 from parley.storage.models import Conversation, Message, iso, now
+from parley.tokens import content_text
+
+if TYPE_CHECKING:
+    from parley.chat.turn import Reply
 
 Strict = ConfigDict(extra="forbid", strict=True)
 
 
 class Settings(BaseModel):
-    """``settings`` of seed 003, with its defaults. ``top_p`` 0 means "the provider's default"."""
+    """A conversation's ``settings``, with their defaults. ``top_p`` 0 means "the provider's default"."""
 
     model_config = Strict
     model: str | None = None  # None until created: then the integration's or the server's default
@@ -28,7 +38,7 @@ class Settings(BaseModel):
     presence_penalty: Annotated[float, Field(ge=-2, le=2)] = 0
     prompt: str | None = None
     history_messages_count: Annotated[int, Field(ge=0, le=1000)] = 10
-    stream: bool | None = None  # the conversation's default for sending; the seed's default is true
+    stream: bool | None = None  # the conversation's default for sending; unset means stream
 
 
 class MemorySettings(BaseModel):
@@ -78,6 +88,71 @@ def merged_references(current: dict[str, Any] | None, patch: dict[str, Any] | No
     if out["memories"].get("mode") is None:
         out["memories"].pop("mode", None)
     return out
+
+
+ModelCheck = Callable[[str | None], object]  # raises for a model the server does not route
+
+
+def _checked_filter(db: AsyncSession, references: dict[str, Any]) -> dict[str, Any]:
+    """A memory filter is refused when set (400), not at every turn that would use it."""
+    content_conditions(references["memories"].get("content_filter"), db.get_bind().dialect.name)
+    return references
+
+
+async def create(
+    db: AsyncSession,
+    integration_id: str,
+    user_id: str,
+    req: ConversationCreate,
+    default_model: str | None,
+    check_model: ModelCheck,
+) -> Conversation:
+    settings = merged_settings(None, req.settings)
+    settings["model"] = settings["model"] or default_model
+    check_model(settings["model"])  # an unknown model is refused when set, not when used
+    row = Conversation(
+        integration_id=integration_id,
+        external_user_id=user_id,
+        title=req.title,
+        settings=settings,
+        reference_settings=_checked_filter(db, merged_references(None, req.reference_settings)),
+        custom_data=req.custom_data,
+    )
+    db.add(row)
+    await db.commit()
+    return row
+
+
+async def update(
+    db: AsyncSession,
+    integration_id: str,
+    user_id: str,
+    conversation_id: str,
+    req: ConversationCreate,
+    check_model: ModelCheck,
+) -> Conversation:
+    """Apply the fields the request set; settings and reference settings merge over the old."""
+    row = await owned(db, integration_id, user_id, conversation_id)
+    fields = req.model_fields_set
+    if "title" in fields:
+        row.title = req.title
+    if "custom_data" in fields:
+        row.custom_data = req.custom_data
+    if req.settings is not None:
+        row.settings = merged_settings(row.settings, req.settings)
+        check_model(row.settings["model"])
+    if req.reference_settings is not None:
+        row.reference_settings = _checked_filter(db, merged_references(row.reference_settings, req.reference_settings))
+    row.updated_at = now()
+    await db.commit()
+    return row
+
+
+async def soft_delete(db: AsyncSession, integration_id: str, user_id: str, conversation_id: str) -> None:
+    row = await owned(db, integration_id, user_id, conversation_id)
+    row.status = "deleted"
+    row.deleted_at = now()
+    await db.commit()
 
 
 def as_dict(c: Conversation) -> dict[str, Any]:
@@ -194,7 +269,7 @@ async def delete_messages(db: AsyncSession, conversation_id: str, message_id: st
     query = delete(Message).where(Message.conversation_id == conversation_id)
     if message_id is not None:
         query = query.where(Message.id == message_id)
-    result = await db.execute(query)
+    result = cast(CursorResult[Any], await db.execute(query))
     await db.commit()
     return result.rowcount or 0
 
@@ -209,3 +284,71 @@ def to_openai(m: Message) -> dict[str, Any]:
     if m.role == "tool":
         return {"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content or ""}
     return {"role": m.role, "content": user_content(m.content, m.attachments)}
+
+
+CUT_OFF = "cut_off"  # the finish_reason of a reply whose client left mid-stream
+
+
+@dataclass
+class ConversationTranscript:
+    """A v8 conversation as the chat turn's transcript.
+
+    The model sees the last ``window`` stored messages, then this turn: extra ``messages``
+    the client sent (tool results among them) and the user's message with its attachments.
+    """
+
+    sessions: async_sessionmaker[AsyncSession]
+    integration_id: str
+    user_id: str
+    conversation_id: str
+    window: int
+    extra: list[dict[str, Any]]
+    content: str | None
+    attachments: list[dict[str, Any]] | None
+    custom_data: dict[str, Any] | None
+    key: Hashable = field(init=False)
+    _conversation: Conversation | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.key = ("conversation", self.conversation_id)
+
+    def hold(self) -> AbstractAsyncContextManager[None]:
+        return holding(self.sessions, Conversation, (Conversation.id == self.conversation_id,), self.key)
+
+    async def begin(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        async with self.sessions() as db:
+            # Read again under the hold: it may have been deleted while this turn waited.
+            conversation = await owned(db, self.integration_id, self.user_id, self.conversation_id)
+            past = [to_openai(m) for m in await history(db, conversation.id, self.window)]
+            incoming = [
+                Message(role="tool", content=content_text(m.get("content")), tool_call_id=m["tool_call_id"])
+                for m in self.extra
+                if m["role"] == "tool"
+            ]
+            turn = list(self.extra)
+            if self.content or self.attachments:
+                incoming.append(
+                    Message(
+                        role="user", content=self.content, attachments=self.attachments, custom_data=self.custom_data
+                    )
+                )
+                turn.append({"role": "user", "content": user_content(self.content, self.attachments)})
+            await append(db, conversation, incoming)  # kept even if the model then fails
+        self._conversation = conversation
+        return past + turn, turn
+
+    async def finish(self, reply: Reply) -> None:
+        row = Message(
+            role="assistant",
+            content=reply.message.get("content"),
+            reasoning=reply.message.get("reasoning_content"),
+            tool_calls=reply.message.get("tool_calls"),
+            model=reply.model,
+            finish_reason=CUT_OFF if reply.cut_off else reply.finish_reason,
+            usage=reply.usage,
+            references=reply.references or None,
+        )
+        async with self.sessions() as db:
+            assert self._conversation is not None, "finish() comes after begin()"
+            await append(db, await db.merge(self._conversation), [row])
+        reply.stored_id = row.id

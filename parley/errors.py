@@ -5,6 +5,8 @@ The core raises these; each HTTP dialect turns them into its own error body (see
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 _UNSET = object()
@@ -16,11 +18,18 @@ class ParleyError(Exception):
     code: str | None = None
 
     def __init__(
-        self, message: str, *, param: str | None = None, code: Any = _UNSET, status: int | None = None
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: Any = _UNSET,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        self.headers = headers or {}  # sent on the error response (e.g. Retry-After)
         if code is not _UNSET:  # an explicit None clears the class's default code
             self.code = code
         if status is not None:
@@ -58,6 +67,25 @@ class PayloadTooLarge(ParleyError):
     code = "payload_too_large"
 
 
+class RateLimited(ParleyError):
+    """Over a rate limit (``rate_limit_exceeded``) or a spent budget (``insufficient_quota``):
+    429 with ``Retry-After`` in whole seconds."""
+
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, retry_after: float, *, kind: str = "requests", quota: bool = False) -> None:
+        seconds = max(1, math.ceil(retry_after))
+        super().__init__(
+            message,
+            code="insufficient_quota" if quota else "rate_limit_exceeded",
+            headers={"retry-after": str(seconds)},
+        )
+        self.type = "insufficient_quota" if quota else kind
+        self.retry_after = seconds
+
+
 class UpstreamError(ParleyError):
     """The model provider failed: refused, dropped the connection or answered with an error."""
 
@@ -82,7 +110,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def from_validation(errors: list[dict[str, Any]], prefix: tuple[str, ...] = ()) -> BadRequest:
+def from_validation(errors: Sequence[Any], prefix: tuple[str, ...] = ()) -> BadRequest:
     """A 400 that names the first offending field, worded as OpenAI words it."""
     err = errors[0]
     loc = prefix + tuple(p for p in err.get("loc", ()) if p not in ("body",) and not str(p).startswith("function-"))

@@ -14,7 +14,7 @@ from parley.auth import v8_tokens
 from parley.auth.cache import TTLCache
 from parley.auth.sealed import seal, unseal
 from parley.errors import NotFound
-from parley.storage.models import Conversation, Integration, Message, iso
+from parley.storage.models import Integration, Limit, iso
 
 
 def _secret() -> str:
@@ -53,6 +53,16 @@ async def list_all(db: AsyncSession) -> list[Integration]:
     return list((await db.scalars(select(Integration).order_by(Integration.created_at))).all())
 
 
+async def update(db: AsyncSession, app_id: str, **fields: Any) -> Integration:
+    """Change ``name``, ``default_model`` or ``default_embedding_model`` (None: unchanged)."""
+    row = await get(db, app_id)
+    for name in ("name", "default_model", "default_embedding_model"):
+        if fields.get(name) is not None:
+            setattr(row, name, fields[name])
+    await db.commit()
+    return row
+
+
 async def rotate(db: AsyncSession, key: Fernet, app_id: str, which: str) -> dict[str, str]:
     """Replace ``hash_token``, ``admin_token`` or both; tokens signed with the old ones stop working."""
     row = await get(db, app_id)
@@ -69,9 +79,10 @@ async def rotate(db: AsyncSession, key: Fernet, app_id: str, which: str) -> dict
 
 async def remove(db: AsyncSession, app_id: str) -> None:
     await get(db, app_id)
-    conversation_ids = select(Conversation.id).where(Conversation.integration_id == app_id)
-    await db.execute(delete(Message).where(Message.conversation_id.in_(conversation_ids)))
-    await db.execute(delete(Conversation).where(Conversation.integration_id == app_id))
+    # Conversations, messages, memories, contents and chunks go with it: the database cascades
+    # (see storage/models.py).
+    # Limits name their subject without a foreign key (one table for every scope): removed here.
+    await db.execute(delete(Limit).where(Limit.scope.in_(("integration", "user")), Limit.subject_id == app_id))
     await db.execute(delete(Integration).where(Integration.id == app_id))
     await db.commit()
 

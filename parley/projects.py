@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley.auth.keygen import new_id
 from parley.auth.keys import create_project_key
 from parley.errors import BadRequest, NotFound
-from parley.storage.models import ChatSession, Project, ProjectKey, SessionMessage
+from parley.storage.models import Limit, Project
 
 DEFAULT_MODEL_LABEL = "pathway-default"  # what responses name when a project names no model
 EDITABLE = (
@@ -70,8 +70,9 @@ async def update(db: AsyncSession, project_id: str, **fields: Any) -> Project:
 
 async def remove(db: AsyncSession, project_id: str) -> None:
     await get(db, project_id)
-    for table in (SessionMessage, ChatSession, ProjectKey):
-        await db.execute(delete(table).where(table.project_id == project_id))
+    # Keys, sessions and their messages go with it: the database cascades (see storage/models.py).
+    # Limits name their subject without a foreign key (one table for every scope): removed here.
+    await db.execute(delete(Limit).where(Limit.scope == "project", Limit.subject_id == project_id))
     await db.execute(delete(Project).where(Project.id == project_id))
     await db.commit()
 

@@ -16,6 +16,9 @@ from typing import Any
 import tiktoken
 
 ENCODING = "o200k_base"
+# What OpenAI's embedding models (text-embedding-ada-002, -3-small, -3-large) tokenize with: the
+# token ids clients such as LangChain send to /v1/embeddings are ids in this vocabulary.
+EMBEDDING_ENCODING = "cl100k_base"
 _URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
 
 
@@ -38,9 +41,23 @@ def _install_offline_files() -> None:
 
 
 @functools.cache
-def encoding() -> tiktoken.Encoding:
+def encoding(name: str = ENCODING) -> tiktoken.Encoding:
     _install_offline_files()
-    return tiktoken.get_encoding(ENCODING)
+    return tiktoken.get_encoding(name)
+
+
+def decode_ids(ids: list[int], name: str = EMBEDDING_ENCODING) -> str:
+    """The text of token ids; ValueError for an id the vocabulary does not have."""
+    enc = encoding(name)
+    try:
+        return enc.decode(ids)
+    except (KeyError, OverflowError):  # an unassigned id, one past the vocabulary, or a negative one
+        for i in ids:
+            try:
+                enc.decode_single_token_bytes(i)
+            except (KeyError, OverflowError):
+                raise ValueError(f"token id {i} is not in the {name} vocabulary") from None
+        raise
 
 
 def count(text: str) -> int:
@@ -67,3 +84,10 @@ def count_messages(messages: list[dict[str, Any]]) -> int:
         if m.get("name"):
             total += 1
     return total
+
+
+def json_text(value: Any) -> str:
+    """A JSON value as compact text, for counting the tokens a tool definition costs."""
+    import orjson
+
+    return orjson.dumps(value).decode()

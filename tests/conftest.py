@@ -28,6 +28,7 @@ SECRET_KEY = "0lS5lG1l3bJ8dM3sWkq6hGbQ7C9mYy2Q4a8c5vNnQ0E="  # the Fernet key te
 DOUBLE_MODELS = [
     "echo",
     "tools",
+    "one-tool",
     "reasoning",
     "fail-500",
     "fail-400",
@@ -38,6 +39,9 @@ DOUBLE_MODELS = [
     "drop",
     "double-usage",
     "no-usage",
+    "fail-401",
+    "fail-429",
+    "fail-503",
 ]
 
 
@@ -121,6 +125,7 @@ def test_settings(database_url: str, upstream_url: str, **overrides: Any) -> Set
             {"name": "gpt-4o-mini", "provider": "up", "upstream_model": "echo"},
             *({"name": m, "provider": "up"} for m in DOUBLE_MODELS),
             {"name": "endless-short", "provider": "up-short", "upstream_model": "endless"},
+            {"name": "misnamed", "provider": "up", "upstream_model": "fail-404"},  # a wrong upstream_model
             {"name": "unreachable", "provider": "nowhere"},
             {"name": "parley-offline", "provider": "builtin"},
             {
@@ -131,6 +136,7 @@ def test_settings(database_url: str, upstream_url: str, **overrides: Any) -> Set
             },
             {"name": "slow-embed", "provider": "up", "kind": "embedding"},
             {"name": "fail-embed", "provider": "up", "kind": "embedding"},
+            {"name": "misnamed-embed", "provider": "up", "kind": "embedding", "upstream_model": "fail-404"},
         ],
         "default_model": "gpt-4o-mini",
         "sse_ping_interval": 0.25,

@@ -379,8 +379,18 @@ def test_cli_ingest_updates_instead_of_duplicating(admin, app, parley, tmp_path)
     memory = cli_json(parley.database_url, "memories", "create", "--app-id", app["app_id"], "--name", "docs", "--json")
     done = cli(parley.database_url, "memories", "ingest", memory["id"], str(folder))
     assert done.returncode == 0, done.stderr
-    assert "3 created" in done.stdout and "Embedded" in done.stdout
+    assert "3 created" in done.stdout
+    # Embedded by the CLI or by the server's worker, whichever claimed the chunks: the CLI
+    # reports until all are done, so they are when it returns.
+    total = sum(
+        len(admin.http.get(f"/memories/{memory['id']}/contents/{c['id']}/chunks").json())
+        for c in admin.http.get(f"/memories/{memory['id']}/contents").json()
+    )
+    assert f"Embedded {total}/{total} chunks" in done.stdout
     contents = admin.http.get(f"/memories/{memory['id']}/contents").json()
+    for c in contents:
+        chunks = admin.http.get(f"/memories/{memory['id']}/contents/{c['id']}/chunks").json()
+        assert chunks and all(k["embedding_status"] == "completed" for k in chunks), chunks
     assert sorted(c["key"] for c in contents) == sorted(
         str(p) for p in (folder / "a.md", folder / "sub" / "b.txt", folder / "report.docx")
     )
@@ -451,3 +461,13 @@ def test_upstream_embedding_model_with_its_configured_calibration(admin, reader)
     wait_embedded(admin, mid, cid)
     hits = search(reader, mid, query="wxyz", min_similarity=0.0)  # same length: cosine 1.0
     assert abs(hits[0]["similarity"] - 1 / (1 + 2.718281828459045**-1.0)) < 1e-4  # midpoint 0.9, slope 10
+
+
+def test_replacing_a_content_with_a_key_another_holds_is_a_409_that_changes_nothing(admin):
+    mid = make_memory(admin)["id"]
+    first = add(admin, mid, content="first", key="one")["content_id"]
+    add(admin, mid, content="second", key="two")
+    r = admin.http.put(f"/memories/{mid}/contents/{first}", json={"content": "changed", "key": "two"})
+    assert r.status_code == 409 and r.json() == {"error": "Another content of this memory has the key 'two'"}
+    kept = admin.http.get(f"/memories/{mid}/contents/{first}").json()
+    assert (kept["key"], kept["content"]) == ("one", "first")

@@ -243,6 +243,9 @@ def test_healthz_and_docs(parley):
     body = spec["paths"]["/v1/chat/completions"]["post"]["requestBody"]
     assert body["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ChatRequest"}
     assert "messages" in spec["components"]["schemas"]["ChatRequest"]["properties"]
-    for path in ("/v8/chat/conversations/{conversation_id}/messages", "/v8/memories/{memory_id}/contents",
-                 "/api/project/{project_id}/integration/api/chat/completions"):
+    for path in (
+        "/v8/chat/conversations/{conversation_id}/messages",
+        "/v8/memories/{memory_id}/contents",
+        "/api/project/{project_id}/integration/api/chat/completions",
+    ):
         assert "requestBody" in spec["paths"][path]["post"], path

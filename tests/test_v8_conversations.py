@@ -202,7 +202,7 @@ def test_attachments_image_document_audio(v8, parley):
         content="看看这些",
         stream=False,
         attachments=[
-            {"type": "image", "url": "https://example.com/image.jpg", "metadata": {}},
+            {"type": "image", "url": "https://93.184.215.14/image.jpg", "metadata": {}},
             {"type": "document", "url": doc, "name": "report.txt"},
             {"type": "audio", "url": wav},
         ],
@@ -210,7 +210,7 @@ def test_attachments_image_document_audio(v8, parley):
     assert r.status_code == 200, r.text
     parts = parley.upstream.rec.last()["messages"][-1]["content"]
     assert parts[0]["type"] == "text" and "看看这些" in parts[0]["text"] and "收入增长 12%" in parts[0]["text"]
-    assert parts[1] == {"type": "image_url", "image_url": {"url": "https://example.com/image.jpg"}}
+    assert parts[1] == {"type": "image_url", "image_url": {"url": "https://93.184.215.14/image.jpg"}}
     assert parts[2]["type"] == "input_audio" and parts[2]["input_audio"]["format"] == "wav"
     stored = v8.messages(conv["id"])[0]["attachments"]
     assert stored[1]["text"] == "季度报告:收入增长 12%"

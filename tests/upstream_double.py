@@ -42,6 +42,18 @@ def _last_user(body: dict[str, Any]) -> str:
     return ""
 
 
+def _first_tool_call(body: dict[str, Any]) -> tuple[str, str, str] | None:
+    """The one-tool model calls the first tool it is given once per user turn, filling each
+    required string parameter with the user's words: (call id, name, arguments)."""
+    tools = body.get("tools") or []
+    if not tools or (body.get("messages") or [{}])[-1].get("role") != "user":
+        return None
+    fn = tools[0]["function"]
+    params = fn.get("parameters") or {}
+    args = {name: _last_user(body) for name in params.get("required") or []}
+    return f"call_{len(body['messages'])}", fn["name"], orjson.dumps(args).decode()
+
+
 def _chunk(model: str, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
     return {
         "id": "chatcmpl-up",
@@ -58,6 +70,60 @@ def _sse(obj: Any) -> bytes:
 
 
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+# OpenAI's usage with its details: cached prompt tokens and reasoning tokens (model "cached-usage").
+DETAILED_USAGE = {
+    "prompt_tokens": 20,
+    "completion_tokens": 9,
+    "total_tokens": 29,
+    "prompt_tokens_details": {"cached_tokens": 8, "audio_tokens": 0},
+    "completion_tokens_details": {"reasoning_tokens": 4, "audio_tokens": 0},
+}
+
+
+def _openai_error(message: str, type_: str, code: str | None) -> bytes:
+    return orjson.dumps({"error": {"message": message, "type": type_, "param": None, "code": code}})
+
+
+# Models that fail as OpenAI's API fails, with its bodies and headers. The bodies name the
+# upstream model and account, as OpenAI's do, so tests can check Parley does not pass them on.
+FAILURES: dict[str, tuple[int, bytes, dict[str, str]]] = {
+    "fail-401": (
+        401,
+        _openai_error("Incorrect API key provided: sk-upstr***cret.", "invalid_request_error", "invalid_api_key"),
+        {},
+    ),
+    "fail-404": (
+        404,
+        _openai_error(
+            "The model `fail-404` does not exist or you do not have access to it.",
+            "invalid_request_error",
+            "model_not_found",
+        ),
+        {},
+    ),
+    "fail-429": (
+        429,
+        _openai_error(
+            "Rate limit reached for fail-429 in organization org-upstream on requests per min (RPM): "
+            "Limit 3, Used 3, Requested 1. Please try again in 20s.",
+            "requests",
+            "rate_limit_exceeded",
+        ),
+        {"retry-after": "20"},
+    ),
+    "fail-503": (
+        503,
+        _openai_error("The engine is currently overloaded, please try again later.", "server_error", None),
+        {},
+    ),
+}
+
+
+def _failure(model: str) -> Response | None:
+    if model not in FAILURES:
+        return None
+    status, body, headers = FAILURES[model]
+    return Response(body, status, headers=headers, media_type="application/json")
 
 
 def build(rec: Recorder) -> Starlette:
@@ -66,6 +132,8 @@ def build(rec: Recorder) -> Starlette:
         rec.requests.append(body)
         rec.headers.append(dict(request.headers))
         model = body.get("model", "")
+        if (failed := _failure(model)) is not None:
+            return failed
         if model == "fail-500":
             return Response(orjson.dumps({"error": {"message": "upstream exploded"}}), 500)
         if model == "fail-400":
@@ -80,6 +148,8 @@ def build(rec: Recorder) -> Starlette:
     async def embeddings(request: Request) -> Response:
         body = orjson.loads(await request.body())
         rec.requests.append(body)
+        if (failed := _failure(body["model"])) is not None:
+            return failed
         if body["model"] == "fail-embed":
             return Response(orjson.dumps({"error": {"message": "embedding backend down"}}), 500)
         if body["model"] == "slow-embed" and "[slow]" in str(body["input"]):
@@ -120,6 +190,13 @@ def _whole(model: str, body: dict[str, Any], text: str) -> Response:
             ],
         }
         finish = "tool_calls"
+    if model == "one-tool" and (call := _first_tool_call(body)):
+        message = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": call[0], "type": "function", "function": {"name": call[1], "arguments": call[2]}}],
+        }
+        finish = "tool_calls"
     if model == "reasoning":
         message["reasoning_content"] = "thinking about it"
     out: dict[str, Any] = {
@@ -130,7 +207,7 @@ def _whole(model: str, body: dict[str, Any], text: str) -> Response:
         "choices": [{"index": 0, "message": message, "finish_reason": finish}],
     }
     if model != "no-usage":
-        out["usage"] = USAGE
+        out["usage"] = DETAILED_USAGE if model == "cached-usage" else USAGE
     return Response(orjson.dumps(out), media_type="application/json")
 
 
@@ -160,6 +237,12 @@ async def _stream(rec: Recorder, model: str, body: dict[str, Any], text: str):  
                         yield _sse(
                             _chunk(model, {"tool_calls": [{"index": i, "function": {"arguments": parts[step]}}]})
                         )
+            yield _sse(_chunk(model, {}, "tool_calls"))
+        elif model == "one-tool" and (call := _first_tool_call(body)):
+            first = {"index": 0, "id": call[0], "type": "function", "function": {"name": call[1], "arguments": ""}}
+            yield _sse(_chunk(model, {"tool_calls": [first]}))
+            for j in range(0, len(call[2]), 5):
+                yield _sse(_chunk(model, {"tool_calls": [{"index": 0, "function": {"arguments": call[2][j : j + 5]}}]}))
             yield _sse(_chunk(model, {}, "tool_calls"))
         elif model == "reasoning":
             for part in ("Let me ", "think."):
@@ -202,7 +285,7 @@ async def _stream(rec: Recorder, model: str, body: dict[str, Any], text: str):  
                     "created": 1,
                     "model": model,
                     "choices": [],
-                    "usage": USAGE,
+                    "usage": DETAILED_USAGE if model == "cached-usage" else USAGE,
                 }
             )
         yield b"data: [DONE]\n\n"

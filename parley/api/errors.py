@@ -8,11 +8,15 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from parley.api.guard import CrashGuard, crash_error
 from parley.api.jsonresp import json_response
+from parley.dialects import anthropic, gemini
 from parley.errors import ParleyError, Unauthorized, from_validation
+from parley.storage.outage import is_database_outage, unavailable
 
 log = logging.getLogger("parley.errors")
 
@@ -22,14 +26,21 @@ def openai_body(exc: ParleyError) -> dict[str, Any]:
 
 
 def v8_body(exc: ParleyError) -> dict[str, Any]:
-    # Seed 003: authentication failures use OpenAI's envelope, everything else {"error": "…"}.
+    # v8 (docs/protocol.md): authentication failures use OpenAI's envelope, everything else {"error": "…"}.
     if isinstance(exc, Unauthorized):
         return openai_body(exc)
     return {"error": exc.message}
 
 
 def body_for(path: str, exc: ParleyError) -> dict[str, Any]:
-    return v8_body(exc) if path.startswith("/v8") else openai_body(exc)
+    """Each dialect's error body, by where the request went."""
+    if path.startswith("/v8"):
+        return v8_body(exc)
+    if path.startswith("/v1/messages"):
+        return anthropic.error_body(exc)
+    if path.startswith("/v1beta/") or (path.startswith("/v1/models/") and ":" in path.rsplit("/", 1)[-1]):
+        return gemini.error_body(exc)
+    return openai_body(exc)
 
 
 def install(app: FastAPI) -> None:
@@ -37,7 +48,7 @@ def install(app: FastAPI) -> None:
     async def _parley(request: Request, exc: ParleyError) -> Response:
         if exc.status >= 500:
             log.warning("request failed", extra={"fields": {"path": request.url.path, "error": exc.message}})
-        return json_response(body_for(request.url.path, exc), exc.status)
+        return json_response(body_for(request.url.path, exc), exc.status, headers=exc.headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -46,7 +57,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ValidationError)
     async def _invalid_model(request: Request, exc: ValidationError) -> Response:
-        err = from_validation(list(exc.errors()))
+        err = from_validation([dict(e) for e in exc.errors()])
         return json_response(body_for(request.url.path, err), 400)
 
     @app.exception_handler(HTTPException)
@@ -55,10 +66,21 @@ def install(app: FastAPI) -> None:
         err.type = "invalid_request_error"
         if exc.status_code == 404:
             err.message = f"Unknown route: {request.method} {request.url.path}"
-        return json_response(body_for(request.url.path, err), exc.status_code, headers=exc.headers)
+        return json_response(body_for(request.url.path, err), exc.status_code, headers=dict(exc.headers or {}))
+
+    @app.exception_handler(SQLAlchemyError)
+    @app.exception_handler(OSError)
+    async def _database(request: Request, exc: Exception) -> Response:
+        if not is_database_outage(exc):
+            raise exc  # not the database being away: a crash, answered below
+        log.warning("database unavailable", extra={"fields": {"path": request.url.path, "error": str(exc)[:300]}})
+        err = unavailable()
+        return json_response(body_for(request.url.path, err), err.status, headers=err.headers)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", extra={"fields": {"path": request.url.path}})
-        err = ParleyError("The server had an error while processing your request.")
-        return json_response(body_for(request.url.path, err), 500)
+        # Logged by the guard below, which also keeps the connection open after this answer.
+        return json_response(body_for(request.url.path, crash_error()), 500)
+
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: CrashGuard(build())  # type: ignore[method-assign]

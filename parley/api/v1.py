@@ -1,102 +1,105 @@
-"""/v1: the OpenAI-compatible gateway (seed 002)."""
+"""/v1: the OpenAI-compatible gateway (docs/protocol.md)."""
 
 from __future__ import annotations
 
 import base64
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from parley import tokens
-from parley.api.common import core, json_body, json_response, validate
+from parley.api.common import json_body, json_response, validate
 from parley.api.docs import body
-from parley.api.errors import openai_body
+from parley.api.gateway_auth import OpenAICaller
+from parley.api.openai_encoder import OpenAIEncoder
 from parley.api.openai_schemas import ChatRequest, EmbeddingRequest
-from parley.api.sse import DONE_LINE, PING_LINE, event, sse_response
-from parley.auth.headers import gateway_key
-from parley.chat.completions import ChatStream, complete, open_stream
-from parley.chat.relay import PING
-from parley.errors import BadRequest, ModelNotFound, ParleyError
+from parley.chat.turn import TurnRequest, run
+from parley.core import Core, CoreDep
+from parley.errors import BadRequest, ModelNotFound
+from parley.providers.base import EmbeddingInputs
 from parley.providers.routing import model_card
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible gateway"])
 
 
-async def _authenticate(request: Request) -> None:
-    await core(request).gateway_keys.verify(gateway_key(request.headers))
+GatewayCaller = OpenAICaller
+
+_NOT_PARAMS = ("model", "messages", "stream", "stream_options")
 
 
 @router.post("/chat/completions", summary="Create a chat completion (OpenAI's schema)", openapi_extra=body(ChatRequest))
-async def chat_completions(request: Request) -> Response:
-    await _authenticate(request)
-    body = await json_body(request)
-    req = validate(ChatRequest, body)
-    c = core(request)
-    route = c.router.chat(req.model)
-    if not req.stream:
-        return json_response(await complete(route, body))
+async def chat_completions(request: Request, core: CoreDep, caller: GatewayCaller) -> Response:
+    raw = await json_body(request)
+    req = validate(ChatRequest, raw)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
-    stream = await open_stream(route, body, c.settings.sse_ping_interval)
-    return sse_response(_sse(stream, include_usage))
+    turn = TurnRequest(
+        caller=caller,
+        model=req.model,
+        messages=raw["messages"],  # as sent: fields Parley does not know pass through
+        params={k: v for k, v in raw.items() if k not in _NOT_PARAMS},
+        stream=bool(req.stream),
+    )
+    return await run(core, turn, OpenAIEncoder(include_usage))
 
 
-async def _sse(stream: ChatStream, include_usage: bool) -> AsyncIterator[bytes]:
-    try:
-        async for item in stream:
-            yield PING_LINE if item is PING else event(item)
-        if include_usage:
-            yield event(stream.usage_chunk())
-        yield DONE_LINE
-    except ParleyError as exc:
-        # Headers are gone already: the error travels as an SSE event, then the stream ends.
-        yield event(openai_body(exc))
-
-
-def _cards(request: Request) -> list[dict[str, Any]]:
-    c = core(request)
+def _cards(c: Core) -> list[dict[str, Any]]:
     cards = [model_card(r.public_name, r.owned_by) for r in c.router.routes.values()]
     cards.append(model_card(c.router.embedding_names()[0], "parley"))
     return cards
 
 
 @router.get("/models", summary="List the models this gateway routes")
-async def list_models(request: Request) -> Response:
-    await _authenticate(request)
-    return json_response({"object": "list", "data": _cards(request)})
+async def list_models(core: CoreDep, caller: GatewayCaller) -> Response:
+    return json_response({"object": "list", "data": _cards(core)})
 
 
 @router.get("/models/{model:path}", summary="Describe one model")
-async def get_model(model: str, request: Request) -> Response:
-    await _authenticate(request)
-    for card in _cards(request):
+async def get_model(model: str, core: CoreDep, caller: GatewayCaller) -> Response:
+    for card in _cards(core):
         if card["id"] == model:
             return json_response(card)
     raise ModelNotFound(f"The model `{model}` does not exist or you do not have access to it.", param="model")
 
 
-def _texts(raw: Any) -> list[str]:
-    if isinstance(raw, str):
+_INPUT_SHAPES = (
+    "a non-empty string, an array of non-empty strings, an array of token ids or an array of token-id arrays"
+)
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _inputs(raw: Any) -> EmbeddingInputs:
+    """OpenAI's four input shapes, as texts or token-id arrays; anything else is a 400 on ``input``.
+
+    Token ids stay ids here: the router hands them to upstreams as they are, and decodes them
+    for models that take text (never with another tokenizer than the one they came from).
+    """
+    if isinstance(raw, str) and raw:
         return [raw]
-    if raw and isinstance(raw[0], int):
-        return [tokens.encoding().decode(raw)]
-    if raw and isinstance(raw[0], list):
-        return [tokens.encoding().decode(ids) for ids in raw]
-    return list(raw)
+    if isinstance(raw, list) and raw:
+        if all(isinstance(x, str) and x for x in raw):
+            return list(raw)
+        if all(_is_id(x) for x in raw):
+            return [list(raw)]
+        if all(isinstance(x, list) and x and all(_is_id(i) for i in x) for x in raw):
+            return [list(x) for x in raw]
+    raise BadRequest(f"'input' must be {_INPUT_SHAPES}.", param="input", code="invalid_value")
 
 
 @router.post("/embeddings", summary="Create embeddings", openapi_extra=body(EmbeddingRequest))
-async def embeddings(request: Request) -> Response:
-    await _authenticate(request)
-    req = validate(EmbeddingRequest, await json_body(request))
-    texts = _texts(req.input)
-    if not texts or any(not t for t in texts):
-        raise BadRequest("'input' must be a non-empty string or a list of non-empty strings.", param="input")
+async def embeddings(request: Request, core: CoreDep, caller: GatewayCaller) -> Response:
+    body = await json_body(request)
+    # Checked before the schema, whose union would word a mixed array as "not a valid string".
+    inputs = _inputs(body["input"]) if isinstance(body, dict) and "input" in body else []
+    req = validate(EmbeddingRequest, body)
     started = time.perf_counter()
-    result = await core(request).router.embed(req.model, texts)
+    async with core.accounting.embedding(caller, core.router, req.model) as ticket:  # limits, usage, metrics
+        result = await core.router.embed(req.model, inputs)
+        ticket.usage = {"prompt_tokens": result.prompt_tokens}
     data = []
     for i, vec in enumerate(result.vectors):
         if req.dimensions and req.dimensions < len(vec):

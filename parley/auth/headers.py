@@ -6,7 +6,7 @@ from starlette.datastructures import Headers
 
 
 def bearer_or_bare(value: str | None) -> str | None:
-    """``Bearer KEY`` or a bare ``KEY`` (seed 001's curl sends the key without ``Bearer``)."""
+    """``Bearer KEY`` or a bare ``KEY`` (the project API accepts both: see docs/protocol.md)."""
     if not value:
         return None
     value = value.strip()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,6 +28,22 @@ async def create_gateway_key(db: AsyncSession, name: str) -> tuple[GatewayKey, s
     return row, key
 
 
+async def rename_gateway_key(db: AsyncSession, key_id: str, name: str) -> GatewayKey:
+    row = await db.get(GatewayKey, key_id)
+    if row is None:
+        raise NotFound(f"No key with id {key_id!r}")
+    row.name = name
+    await db.commit()
+    return row
+
+
+async def get_gateway_key(db: AsyncSession, key_id: str) -> GatewayKey:
+    row = await db.get(GatewayKey, key_id)
+    if row is None:
+        raise NotFound(f"No key with id {key_id!r}")
+    return row
+
+
 async def create_project_key(db: AsyncSession, project_id: str) -> tuple[ProjectKey, str]:
     key = new_key("pk-")
     row = ProjectKey(id=new_id("pkey_"), project_id=project_id, key_hash=hash_key(key), key_prefix=display_prefix(key))
@@ -39,7 +56,10 @@ async def list_keys(db: AsyncSession, table: type[GatewayKey] | type[ProjectKey]
     return list((await db.scalars(select(table).order_by(table.created_at))).all())
 
 
-async def revoke(db: AsyncSession, table: type[GatewayKey] | type[ProjectKey], key_id: str) -> GatewayKey | ProjectKey:
+Key = TypeVar("Key", GatewayKey, ProjectKey)
+
+
+async def revoke(db: AsyncSession, table: type[Key], key_id: str) -> Key:
     row = await db.get(table, key_id)
     if row is None:
         raise NotFound(f"No key with id {key_id!r}")
@@ -69,14 +89,14 @@ class KeyVerifier:
         if not presented:
             raise Unauthorized(MISSING_KEY, code=None)
         digest = hash_key(presented)
-        hit = self._cache.get(digest)
-        if hit is not None:
-            return hit
+        identity = await self._cache.get_or_load(digest, lambda: self._lookup(digest))
+        if identity is None:
+            raise Unauthorized("Incorrect API key provided.")
+        return identity
+
+    async def _lookup(self, digest: str) -> KeyIdentity | None:
         table = self._table
         async with self._sessions() as db:
-            row = await db.scalar(select(table).where(table.key_hash == digest, table.revoked_at.is_(None)))
-        if row is None:
-            raise Unauthorized("Incorrect API key provided.")
-        identity = KeyIdentity(row.id, getattr(row, "project_id", None))
-        self._cache.put(digest, identity)
-        return identity
+            found = await db.scalar(select(table).where(table.key_hash == digest, table.revoked_at.is_(None)))
+        row = cast(GatewayKey | ProjectKey | None, found)
+        return None if row is None else KeyIdentity(row.id, getattr(row, "project_id", None))

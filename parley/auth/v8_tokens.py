@@ -1,4 +1,4 @@
-"""v8 tokens, exactly as seed 003's generateToken makes them.
+"""v8 tokens, as docs/protocol.md (section 3) defines them.
 
 ``ek-`` (user) or ``ak-`` (admin) + base64(JSON {hash, app_id, user_id, [user_name],
 expired_time}), where hash = md5(secret + app_id + user_id + expired_time) and the secret is
@@ -19,6 +19,7 @@ import orjson
 
 from parley.errors import Unauthorized
 
+MAX_USER_ID = 255  # characters: conversations are stored under it
 MISSING = "Missing bearer authentication in header"
 INVALID = "Invalid token"
 
@@ -42,7 +43,7 @@ def _js_string(value: Any) -> str:
 
 def signature(secret: str, app_id: str, user_id: Any, expired_time: Any) -> str:
     message = secret + app_id + _js_string(user_id) + _js_string(expired_time)
-    return hashlib.md5(message.encode()).hexdigest()  # noqa: S324 - the seed's protocol
+    return hashlib.md5(message.encode()).hexdigest()  # noqa: S324 - md5 is the protocol's
 
 
 def make_token(
@@ -81,6 +82,10 @@ def parse(authorization: str | None) -> tuple[bool, dict[str, Any]]:
         raise _invalid() from None
     if not isinstance(payload, dict):
         raise _invalid()
+    if any(isinstance(v, str) and "\x00" in v for v in payload.values()):
+        raise _invalid()  # no app or user id holds a NUL (and PostgreSQL could not even look one up)
+    if len(_js_string(payload["user_id"])) > MAX_USER_ID:
+        raise _invalid()  # longer than any conversation can be stored under
     for field in ("hash", "app_id", "user_id", "expired_time"):
         if payload.get(field) in (None, ""):
             raise _invalid()

@@ -10,13 +10,15 @@ class MessageBuilder:
 
     Tool calls are kept by their ``index`` so any number of parallel calls, interleaved in any
     order, come out intact; ``reasoning_content`` (DeepSeek, vLLM) and ``reasoning`` both count
-    as reasoning.
+    as reasoning. What a vendor needs back on a later turn rides along: Anthropic's signed
+    ``thinking_blocks`` and a tool call's ``extra_content`` (Gemini's thought signature).
     """
 
     def __init__(self) -> None:
         self._content: list[str] = []
         self._reasoning: list[str] = []
         self._calls: dict[int, dict[str, Any]] = {}
+        self._thinking_blocks: list[dict[str, Any]] = []
         self.finish_reason: str | None = None
 
     def add(self, chunk: dict[str, Any]) -> dict[str, Any] | None:
@@ -31,6 +33,7 @@ class MessageBuilder:
                 self._reasoning.append(thought)
             for part in delta.get("tool_calls") or ():
                 self._add_call(part)
+            self._thinking_blocks.extend(delta.get("thinking_blocks") or ())
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
             return delta
@@ -43,6 +46,8 @@ class MessageBuilder:
             call["id"] = part["id"]
         if part.get("type"):
             call["type"] = part["type"]
+        if part.get("extra_content"):
+            call["extra_content"] = part["extra_content"]
         fn = part.get("function") or {}
         if fn.get("name"):
             call["function"]["name"] += fn["name"]
@@ -61,9 +66,7 @@ class MessageBuilder:
         """The calls as built so far, in index order (copies: safe to hand out mid-stream)."""
         if not self._calls:
             return None
-        return [
-            {"id": c["id"], "type": c["type"], "function": dict(c["function"])} for _, c in sorted(self._calls.items())
-        ]
+        return [{**c, "function": dict(c["function"])} for _, c in sorted(self._calls.items())]
 
     def message(self) -> dict[str, Any]:
         msg: dict[str, Any] = {
@@ -74,4 +77,6 @@ class MessageBuilder:
             msg["tool_calls"] = calls
         if self._reasoning:
             msg["reasoning_content"] = self.reasoning
+        if self._thinking_blocks:
+            msg["thinking_blocks"] = list(self._thinking_blocks)
         return msg

@@ -1,6 +1,8 @@
 """v8 message attachments → what the model sees.
 
-``image`` becomes an image content part (the URL or data URI is passed on as given);
+``image`` becomes an image content part (the URL or data URI is passed on as given, once it is
+known to be a valid data URI or a public http(s) URL: a provider that fetches it may sit inside
+the host's network, so it is refused what the document fetcher refuses);
 ``document`` is fetched (or decoded from a data URI) and its text extracted and added to the
 turn; ``audio`` becomes an ``input_audio`` part; ``text`` is inline text. What is fetched or
 extracted is stored with the message, so later turns need not fetch again.
@@ -17,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from parley.chat.fetch import fetch
+from parley.chat.fetch import check_url, fetch
 from parley.errors import BadRequest
 from parley.extract import extract_bytes
 
@@ -55,6 +57,12 @@ def _data_uri(url: str) -> tuple[bytes, str] | None:
     return body, mime
 
 
+async def _check_image(url: str) -> None:
+    """A data URI that decodes, or an http(s) URL of a public address; else a 400."""
+    if _data_uri(url) is None:
+        await check_url(url)
+
+
 async def _load(url: str) -> tuple[bytes, str]:
     return _data_uri(url) or await fetch(url, MAX_FETCH)
 
@@ -74,7 +82,9 @@ async def prepare(items: list[Attachment]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for a in items:
         stored = a.model_dump(exclude_none=True)
-        if a.type in ("document", "file"):
+        if a.type == "image":
+            await _check_image(a.url)  # type: ignore[arg-type]
+        elif a.type in ("document", "file"):
             body, mime = await _load(a.url)  # type: ignore[arg-type]
             name = _filename(a, mime)
             try:

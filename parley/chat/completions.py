@@ -1,23 +1,35 @@
-"""One chat completion against a routed provider, whole or streamed.
+"""One chat completion against a model's deployments, whole or streamed.
 
 What goes in is an OpenAI request body (validated by the dialect); what comes out is OpenAI's
 ``chat.completion`` or a ``ChatStream`` of ``chat.completion.chunk`` objects, named with the
 public model name and always with real usage: the upstream's when it sends any, otherwise
 counted here with tiktoken.
+
+A failed attempt that another may not hit (connection refused, a timeout, 429, 5xx, Anthropic's
+529: ``failures.is_retryable``) is tried again on the next deployment in the request's order —
+before the client has seen a byte — up to ``routing.retries`` more times, with a jittered,
+doubling backoff; then the model's ``fallbacks`` are tried the same way.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 from parley import tokens
 from parley.chat.assemble import MessageBuilder
 from parley.chat.relay import PING, relay
+from parley.errors import ParleyError, UpstreamTimeout
 from parley.providers.base import Body
-from parley.providers.routing import Route
+from parley.providers.deployments import Deployments
+from parley.providers.failures import is_retryable
+from parley.providers.routing import Route, Router
+
+T = TypeVar("T")
 
 
 def new_completion_id() -> str:
@@ -36,7 +48,60 @@ def local_usage(messages: list[dict[str, Any]], reply: dict[str, Any]) -> dict[s
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-async def complete(route: Route, body: Body) -> Body:
+def _attempts(router: Router, model: str | None) -> list[tuple[Deployments, Route]]:
+    """Every attempt this request may make, in order: each model of the fallback chain gets
+    ``1 + retries`` attempts over its deployments (round robin over the request's order)."""
+    out: list[tuple[Deployments, Route]] = []
+    for group in router.fallback_chain(model):
+        order = group.order()
+        out += [(group, order[i % len(order)]) for i in range(1 + router.routing.retries)]
+    return out
+
+
+async def _attempt(
+    router: Router, model: str | None, once: Callable[[Route, bool], Awaitable[T]]
+) -> tuple[T, Route, Deployments]:
+    """Run ``once(route, last)`` over the attempts until one succeeds or fails for good."""
+    attempts = _attempts(router, model)
+    failure: ParleyError | None = None
+    silent: set[int] = set()  # deployments that timed out: not waited on twice in one request
+    for n, (group, route) in enumerate(attempts):
+        if id(route) in silent:
+            continue
+        if n:
+            await asyncio.sleep(router.routing.backoff * 2 ** min(n - 1, 6) * random.uniform(0.5, 1.5))
+        group.started(route)
+        try:
+            # Waiting for a first token before answering only pays when another deployment is
+            # left to try; one that timed out is not tried again, so the same one cannot be.
+            last = all(other is route for _, other in attempts[n + 1 :])
+            result = await once(route, last)
+        except ParleyError as exc:
+            group.ended(route)
+            group.failed(route)
+            if not is_retryable(exc):
+                raise
+            if isinstance(exc, UpstreamTimeout):
+                silent.add(id(route))
+            failure = exc
+            continue
+        except BaseException:
+            group.ended(route)
+            raise
+        group.succeeded(route)
+        return result, route, group
+    assert failure is not None
+    raise failure
+
+
+async def complete(router: Router, model: str | None, body: Body) -> tuple[Body, Route]:
+    """A whole completion from the first deployment that answers, and that deployment."""
+    result, route, group = await _attempt(router, model, lambda route, last: _complete_once(route, body))
+    group.ended(route)
+    return result, route
+
+
+async def _complete_once(route: Route, body: Body) -> Body:
     result = await route.provider.complete({**body, "model": route.upstream_model, "stream": False})
     result["model"] = route.public_name
     result["object"] = "chat.completion"
@@ -48,11 +113,28 @@ async def complete(route: Route, body: Body) -> Body:
     return result
 
 
+async def canned_chunks(text: str) -> AsyncIterator[Body]:
+    """A reply no model wrote (an unmatch message) as the chunks a model would stream."""
+    base = {"id": new_completion_id(), "object": "chat.completion.chunk", "created": int(time.time())}
+    for delta, finish in (({"role": "assistant", "content": text}, None), ({}, "stop")):
+        yield {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+    yield {**base, "choices": [], "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}
+
+
 class ChatStream:
     """Iterate for chunks (and ``PING`` during silences); afterwards read ``usage`` and ``message``."""
 
-    def __init__(self, route: Route, body: Body, chunks: AsyncIterator[Body], ping_interval: float | None) -> None:
+    def __init__(
+        self,
+        route: Route,
+        body: Body,
+        chunks: AsyncIterator[Body],
+        ping_interval: float | None,
+        label: str | None = None,
+    ) -> None:
         self.route = route
+        self.label = label or route.public_name  # the model name the client sees
+        self.upstream = True  # False for a reply no model wrote (an unmatch message)
         self.body = body
         self.builder = MessageBuilder()
         self.id = new_completion_id()
@@ -76,7 +158,7 @@ class ChatStream:
             if not chunk.get("choices"):
                 continue  # a usage-only chunk: the dialect sends its own at the end
             chunk["id"] = self.id
-            chunk["model"] = self.route.public_name
+            chunk["model"] = self.label
             chunk.setdefault("object", "chat.completion.chunk")
             chunk.setdefault("created", self.created)
             self.builder.add(chunk)
@@ -92,20 +174,82 @@ class ChatStream:
             return self._upstream_usage
         return local_usage(self.body.get("messages") or [], self.message)
 
-    def usage_chunk(self) -> Body:
-        """OpenAI's final chunk for ``stream_options.include_usage``: no choices, just usage."""
-        return {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.route.public_name,
-            "choices": [],
-            "usage": self.usage,
-        }
+
+async def open_stream(
+    router: Router, model: str | None, body: Body, ping_interval: float | None = None, label: str | None = None
+) -> ChatStream:
+    """Start a stream on the first deployment that answers. Refusals are raised here, before the
+    client sees a byte. When another attempt is left, the first token is awaited here too (up to
+    the first-byte timeout), so a deployment that accepts and then stays silent is retried."""
+
+    async def once(route: Route, last: bool) -> AsyncIterator[Body]:
+        chunks = await route.provider.stream({**body, "model": route.upstream_model, "stream": True})
+        if last:
+            return chunks
+        held: list[Body] = []  # what came before the first token (a role-only chunk)
+        try:
+            async with asyncio.timeout(route.timeouts.first_byte):
+                while not held or not _substantive(held[-1]):
+                    held.append(await anext(chunks))
+        except StopAsyncIteration:
+            pass
+        except TimeoutError:
+            await _close(chunks)
+            raise retryable_timeout(route) from None
+        except BaseException:
+            await _close(chunks)
+            raise
+        return _prepend(held, chunks)
+
+    chunks, route, group = await _attempt(router, model, once)
+    return ChatStream(route, body, _counted(chunks, group, route), ping_interval, label)
 
 
-async def open_stream(route: Route, body: Body, ping_interval: float | None = None) -> ChatStream:
-    """Start a stream; an upstream that refuses raises here, before the client sees a byte."""
-    upstream_body = {**body, "model": route.upstream_model, "stream": True}
-    chunks = await route.provider.stream(upstream_body)
-    return ChatStream(route, body, chunks, ping_interval)
+def retryable_timeout(route: Route) -> ParleyError:
+    exc = UpstreamTimeout(f"The upstream sent nothing for {route.timeouts.first_byte:g}s (first_byte timeout)")
+    exc.retryable = True  # type: ignore[attr-defined]
+    return exc
+
+
+async def _empty() -> AsyncIterator[Body]:
+    return
+    yield
+
+
+async def _close(chunks: AsyncIterator[Body]) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def _substantive(chunk: Body) -> bool:
+    """A chunk with a token, a tool call, a finish or usage in it (not just the role)."""
+    if chunk.get("usage"):
+        return True
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        if choice.get("finish_reason") or delta.get("content") or delta.get("tool_calls"):
+            return True
+        if delta.get("reasoning_content") or delta.get("reasoning") or delta.get("refusal"):
+            return True
+    return False
+
+
+async def _prepend(held: list[Body], rest: AsyncIterator[Body]) -> AsyncIterator[Body]:
+    try:
+        for chunk in held:
+            yield chunk
+        async for chunk in rest:
+            yield chunk
+    finally:
+        await _close(rest)
+
+
+async def _counted(chunks: AsyncIterator[Body], group: Deployments, route: Route) -> AsyncIterator[Body]:
+    """The stream, counted as in flight on its deployment until it ends (least-busy routing)."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        group.ended(route)
+        await _close(chunks)

@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Any
+from collections.abc import AsyncIterator, Hashable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley.chat.locks import holding
+from parley.chat.reconcile import new_messages
 from parley.errors import BadRequest, NotFound
 from parley.storage.models import ChatSession, SessionMessage, now
+
+if TYPE_CHECKING:
+    from parley.chat.turn import Reply
+
+# What a stored message keeps; ``cut_off`` marks a reply whose client left mid-stream.
+_MODEL_FIELDS = ("role", "content", "name", "tool_calls", "tool_call_id", "thinking_blocks")
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 
@@ -89,14 +99,59 @@ async def append(db: AsyncSession, project_id: str, session_id: str, messages: l
 
 async def remove(db: AsyncSession, project_id: str, session_id: str) -> None:
     await get(db, project_id, session_id)
-    await db.execute(
-        delete(SessionMessage).where(SessionMessage.project_id == project_id, SessionMessage.session_id == session_id)
-    )
+    # Its messages go with it: the database cascades (see storage/models.py).
     await db.execute(delete(ChatSession).where(ChatSession.project_id == project_id, ChatSession.id == session_id))
     await db.commit()
 
 
-def turn(sessions: async_sessionmaker[AsyncSession], project_id: str, session_id: str) -> Any:
-    """Hold the session for one turn (the session row must exist)."""
-    where = (ChatSession.project_id == project_id, ChatSession.id == session_id)
-    return holding(sessions, ChatSession, where, ("session", project_id, session_id))
+def stored_form(m: dict[str, Any]) -> dict[str, Any]:
+    """A message as the transcript keeps it. ``content`` is always there (None when an
+    assistant only called tools: OpenAI lets such messages leave it out)."""
+    out = {k: m[k] for k in _MODEL_FIELDS if m.get(k) is not None}
+    out.setdefault("content", None)
+    return out
+
+
+def model_form(m: dict[str, Any]) -> dict[str, Any]:
+    """A stored message as the model sees it again (Parley's own markers left out)."""
+    return {k: m[k] for k in _MODEL_FIELDS if k in m}
+
+
+@dataclass
+class SessionTranscript:
+    """A project session as the chat turn's transcript: the request's messages are reconciled
+    with what is stored (see reconcile.py), so clients may send the newest message or all."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    project_id: str
+    session_id: str
+    sent: list[dict[str, Any]]  # the request's messages other than system/developer ones
+    key: Hashable = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.key = ("session", self.project_id, self.session_id)
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        async with self.sessions() as db:
+            await ensure(db, self.project_id, self.session_id)
+        where = (ChatSession.project_id == self.project_id, ChatSession.id == self.session_id)
+        async with holding(self.sessions, ChatSession, where, self.key):
+            yield
+
+    async def begin(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        async with self.sessions() as db:
+            stored = await transcript(db, self.project_id, self.session_id)
+            fresh = new_messages(stored, self.sent)
+            history = stored + fresh
+            if not history or history[-1]["role"] == "assistant":
+                raise BadRequest("The messages add nothing for the assistant to answer.", param="messages")
+            await append(db, self.project_id, self.session_id, fresh)  # kept even if the model then fails
+        return [model_form(m) for m in history], fresh
+
+    async def finish(self, reply: Reply) -> None:
+        message = stored_form(reply.message)
+        if reply.cut_off:
+            message["cut_off"] = True
+        async with self.sessions() as db:
+            await append(db, self.project_id, self.session_id, [message])

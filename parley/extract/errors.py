@@ -1,4 +1,6 @@
-"""What extraction raises. Messages follow the seed's ("Failed to parse PDF buffer: …")."""
+"""What extraction raises. The messages, and the 500 status /v8/files/extract answers them with,
+are the protocol's ("Failed to parse PDF buffer: …"; see docs/protocol.md, section 4), which
+v8 clients match on."""
 
 from __future__ import annotations
 

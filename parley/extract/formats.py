@@ -1,3 +1,3 @@
-"""The extensions seed 003 lists, in the order its error message names them."""
+"""The extensions /v8/files/extract takes, in the order its error message names them (docs/protocol.md)."""
 
 SUPPORTED = ("pdf", "csv", "docx", "doc", "txt", "md", "xlsx", "xls", "pptx", "html", "htm", "json", "yaml", "yml")

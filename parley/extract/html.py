@@ -62,7 +62,7 @@ def extract_html(data: bytes, ext: str) -> tuple[str, dict[str, Any]]:
     links = len(soup.find_all("a", href=True))
     for tag in soup.find_all(CHROME):
         tag.decompose()
-    for tag in soup.find_all(attrs={"role": ["navigation", "banner", "contentinfo"]}):
+    for tag in soup.find_all(attrs={"role": ["navigation", "banner", "contentinfo"]}):  # type: ignore[call-overload]
         tag.decompose()
     # Inside each tag, not beside it: bs4's insert_before/after search the parent (quadratic).
     for heading in soup.find_all(["h1", "h2", "h3", "h4", "h5", "h6"]):

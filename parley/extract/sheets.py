@@ -13,7 +13,7 @@ from parley.extract.tables import markdown
 from parley.extract.text import decode
 
 
-def _render(sheets: list[tuple[str, list[Sequence[Any]]]], ext: str) -> tuple[str, dict[str, Any]]:
+def _render(sheets: Sequence[tuple[str, Sequence[Sequence[Any]]]], ext: str) -> tuple[str, dict[str, Any]]:
     parts, total = [], 0
     for name, rows in sheets:
         rows = [r for r in rows if any(v not in (None, "") for v in r)]

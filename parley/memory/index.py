@@ -95,7 +95,7 @@ class IndexCache:
             select(*columns).where(MemoryChunk.memory_id == memory_id, MemoryChunk.active.is_(True))
         )
         rows = result.all()
-        return await asyncio.to_thread(self._build, rows, version)
+        return await asyncio.to_thread(self._build, list(rows), version)
 
     def _build(self, rows: list, version: int) -> LoadedIndex:
         ids = np.array([r[0] for r in rows], dtype=object)

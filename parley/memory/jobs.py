@@ -16,9 +16,9 @@ import logging
 import secrets
 from collections import defaultdict
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, delete, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley.config import LOCAL_EMBEDDING_MODEL
@@ -89,7 +89,7 @@ class EmbeddingWorker:
         )
         async with self.sessions() as db:
             pick = select(MemoryChunk.id).where(due).order_by(MemoryChunk.created_at).limit(BATCH)
-            if db.bind.dialect.name == "postgresql":
+            if db.get_bind().dialect.name == "postgresql":
                 pick = pick.with_for_update(skip_locked=True)
             await db.execute(
                 update(MemoryChunk)
@@ -147,22 +147,23 @@ class EmbeddingWorker:
     async def _finish(
         self, group: list[MemoryChunk], vectors: list[list[float]] | None, bags: list[str] | None, error: str | None
     ) -> None:
-        table = MemoryChunk.__table__
+        table = cast(Table, MemoryChunk.__table__)
         # Only rows this worker still holds: a chunk deleted or re-leased meanwhile is left alone.
         mine = and_(table.c.id == bindparam("chunk_id"), table.c.lease_token == self.token)
         released = {"lease_token": None, "locked_until": None}
         async with self.sessions() as db:
             if error is None:
+                assert vectors is not None and bags is not None
                 rows = [
                     {
                         "chunk_id": c.id,
                         "embedding": vectors[i],
-                        "dims": len(vectors[i]),  # type: ignore[index]
+                        "dims": len(vectors[i]),
                         "terms": bags[i],
                     }
                     for i, c in enumerate(group)
-                ]  # type: ignore[index]
-                done = dict(
+                ]
+                done: dict[str, Any] = dict(
                     released,
                     embedding_status="completed",
                     embedding_error=None,
@@ -182,12 +183,19 @@ class EmbeddingWorker:
                         update(table).where(mine).values({**released, "embedding_error": error, **values}),
                         {"chunk_id": chunk.id},
                     )
+            if error is None:
+                # Swapped in the same transaction, so no reader sees chunks "completed" but not
+                # yet searchable; checked again after the commit in case another worker was
+                # finishing the same content's other chunks at the same time.
+                await self._swap_ready(db, {c.content_id for c in group})
             await db.commit()
             if error is None:
                 await self._swap_ready(db, {c.content_id for c in group})
+                await db.commit()
 
     async def _swap_ready(self, db: AsyncSession, content_ids: set[str]) -> None:
-        """Make each content's newest chunk set searchable once all of it is embedded."""
+        """Make each content's newest chunk set searchable once all of it is embedded (the
+        caller commits)."""
         contents = (
             await db.execute(
                 select(MemoryContent.id, MemoryContent.version, MemoryContent.memory_id).where(
@@ -224,4 +232,3 @@ class EmbeddingWorker:
             )
         for memory_id in {m for cid, _, m in contents if cid in ready}:
             await bump(db, memory_id)
-        await db.commit()

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley.memory import scoring
 from parley.memory.background import QUESTIONS
 from parley.memory.bm25 import Lexical
-from parley.memory.filters import content_conditions
+from parley.memory.filters import bounded, content_conditions
 from parley.memory.index import IndexCache, LoadedIndex
 from parley.memory.terms import terms
 from parley.storage.models import Memory, MemoryChunk, MemoryContent, iso
@@ -116,12 +116,13 @@ class Searcher:
 
     async def _mask(self, db: AsyncSession, memory: Memory, index: LoadedIndex, conditions: list[Any]) -> np.ndarray:
         if conditions:
-            ids = await db.scalars(
-                select(MemoryContent.id).where(
-                    MemoryContent.memory_id == memory.id, MemoryContent.status == "enabled", *conditions
+            async with bounded(db, conditions):
+                ids = await db.scalars(
+                    select(MemoryContent.id).where(
+                        MemoryContent.memory_id == memory.id, MemoryContent.status == "enabled", *conditions
+                    )
                 )
-            )
-            return index.mask_for(list(ids.all()), keep=True)
+                return index.mask_for(list(ids.all()), keep=True)
         # "status != enabled" as two ranges, so the (memory_id, status) index finds the few
         # disabled contents instead of walking every content of the memory.
         other = or_(MemoryContent.status < "enabled", MemoryContent.status > "enabled")
@@ -145,11 +146,12 @@ class Searcher:
         in one round trip."""
         dims = len(q)
         distance = cast(MemoryChunk.embedding, Vector(dims)).cosine_distance(q.tolist())
+        conditions = content_conditions(content_filter, "postgresql")
         searchable = (MemoryChunk.memory_id == memory.id, MemoryChunk.active.is_(True), MemoryChunk.dims == dims)
         nearest = (
             select(MemoryChunk.id.label("id"), distance.label("distance"))
             .join(MemoryContent, MemoryContent.id == MemoryChunk.content_id)
-            .where(*searchable, MemoryContent.status == "enabled", *content_conditions(content_filter, "postgresql"))
+            .where(*searchable, MemoryContent.status == "enabled", *conditions)
             .order_by(distance)
             .limit(limit)
         )
@@ -165,7 +167,8 @@ class Searcher:
                 " set_config('hnsw.ef_search', '100', true), set_config('statement_timeout', '10s', true)"
             )
         )
-        rows = (await db.execute(query)).all()
+        async with bounded(db, conditions):
+            rows = (await db.execute(query)).all()
         return {r[0]: 1.0 - float(r[1]) for r in rows}
 
     async def _pg_mean(self, db: AsyncSession, memory: Memory, q: np.ndarray, version: int | None = None) -> float:
@@ -202,6 +205,7 @@ class Searcher:
         content_filter: dict[str, Any] | None = None,
         mode: Mode = "dense",
     ) -> list[Hit]:
+        content_conditions(content_filter, "postgresql" if self.postgres else "sqlite")  # a bad filter is a 400 always
         profile = self.profile(memory)
         if self.postgres and mode == "dense":  # pgvector alone answers: no in-process index needed
             q = await self.query_vector(memory, query)
@@ -226,8 +230,8 @@ class Searcher:
                 scores = await self._pg_hybrid(db, memory, index, mask, lexical, q, content_filter, limit)
                 return await self._best(db, scores, limit, min_similarity)
             same = index.vectors is not None and index.vectors.shape[1] == len(q)
-            cos = index.vectors @ q if same else np.zeros(len(index), dtype=np.float32)  # type: ignore[operator]
-            mean = scoring.shrunk_mean(float(q @ index.vector_sum), len(index)) if same else 0.0  # type: ignore[operator]
+            cos = index.vectors @ q if same else np.zeros(len(index), dtype=np.float32)
+            mean = scoring.shrunk_mean(float(q @ index.vector_sum), len(index)) if same else 0.0
             dense = scoring.dense_logit(profile, cos, mean)
             if lexical is None:
                 sims = scoring.sigmoid(dense)

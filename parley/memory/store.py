@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley.errors import NotFound
+from parley.errors import BadRequest, NotFound, ParleyError
 from parley.memory import chunking
-from parley.memory.filters import content_conditions
+from parley.memory.filters import bounded, content_conditions
 from parley.storage.models import Memory, MemoryChunk, MemoryContent, iso, now
 
 
@@ -68,8 +68,7 @@ async def list_memories(db: AsyncSession, integration_id: str) -> list[Memory]:
 
 
 async def delete_memory(db: AsyncSession, memory: Memory) -> None:
-    await db.execute(delete(MemoryChunk).where(MemoryChunk.memory_id == memory.id))
-    await db.execute(delete(MemoryContent).where(MemoryContent.memory_id == memory.id))
+    # Contents and chunks go with it: the database cascades (see storage/models.py).
     await db.execute(delete(Memory).where(Memory.id == memory.id))
     await db.commit()
 
@@ -102,6 +101,13 @@ async def put_content(
         existing = await db.get(MemoryContent, content_id)
         if existing is None or existing.memory_id != memory.id:
             raise NotFound("Content not found")
+        key = fields.get("key")
+        if key is not None and key != existing.key:
+            holder = await db.scalar(
+                select(MemoryContent.id).where(MemoryContent.memory_id == memory.id, MemoryContent.key == key)
+            )
+            if holder is not None:  # keys are unique in a memory: refused, nothing changed
+                raise ParleyError(f"Another content of this memory has the key {key!r}", status=409, param="key")
     elif fields.get("key") is not None:
         existing = await db.scalar(
             select(MemoryContent).where(MemoryContent.memory_id == memory.id, MemoryContent.key == fields["key"])
@@ -140,7 +146,7 @@ async def get_content(db: AsyncSession, memory: Memory, content_id: str) -> Memo
 
 
 async def delete_content(db: AsyncSession, memory: Memory, content_id: str) -> None:
-    """By id, or by key when the id starts with "_" (seed 003's ``DELETE …/contents/_KEY``)."""
+    """By id, or by key when the id starts with "_" (``DELETE …/contents/_KEY``, docs/protocol.md)."""
     if content_id.startswith("_"):
         row = await db.scalar(
             select(MemoryContent).where(MemoryContent.memory_id == memory.id, MemoryContent.key == content_id[1:])
@@ -149,8 +155,7 @@ async def delete_content(db: AsyncSession, memory: Memory, content_id: str) -> N
             raise NotFound("Content not found")
     else:
         row = await get_content(db, memory, content_id)
-    await db.execute(delete(MemoryChunk).where(MemoryChunk.content_id == row.id))
-    await db.execute(delete(MemoryContent).where(MemoryContent.id == row.id))
+    await db.execute(delete(MemoryContent).where(MemoryContent.id == row.id))  # its chunks cascade
     await bump(db, memory.id)
     await touch(db, memory.id)
     await db.commit()
@@ -166,13 +171,14 @@ async def touch(db: AsyncSession, memory_id: str) -> None:
 
 
 async def list_contents(db: AsyncSession, memory: Memory, content_filter: dict[str, Any] | None) -> list[MemoryContent]:
-    conditions = content_conditions(content_filter, db.bind.dialect.name)
-    rows = await db.scalars(
-        select(MemoryContent)
-        .where(MemoryContent.memory_id == memory.id, *conditions)
-        .order_by(MemoryContent.created_at, MemoryContent.id)
-    )
-    return list(rows.all())
+    conditions = content_conditions(content_filter, db.get_bind().dialect.name)
+    async with bounded(db, conditions):
+        rows = await db.scalars(
+            select(MemoryContent)
+            .where(MemoryContent.memory_id == memory.id, *conditions)
+            .order_by(MemoryContent.created_at, MemoryContent.id)
+        )
+        return list(rows.all())
 
 
 async def chunks_of(db: AsyncSession, content: MemoryContent) -> list[MemoryChunk]:
@@ -183,3 +189,46 @@ async def chunks_of(db: AsyncSession, content: MemoryContent) -> list[MemoryChun
         .order_by(MemoryChunk.chunk_index)
     )
     return list(rows.all())
+
+
+async def create_memory(
+    db: AsyncSession,
+    integration_id: str,
+    name: str,
+    *,
+    embedding_model: str,
+    available_models: list[str],
+    description: str | None = None,
+    max_tokens_per_chunk: int = 1024,
+    overlap_tokens: int = 0,
+) -> Memory:
+    """A new memory, checked the same way whoever creates it (the API or the CLI)."""
+    if embedding_model not in available_models:
+        raise BadRequest(
+            f"Unknown embedding_model {embedding_model!r}. Available: {', '.join(available_models)}",
+            param="embedding_model",
+        )
+    if overlap_tokens >= max_tokens_per_chunk:
+        raise BadRequest("overlap_tokens must be smaller than max_tokens_per_chunk", param="overlap_tokens")
+    row = Memory(
+        integration_id=integration_id,
+        name=name,
+        description=description,
+        embedding_model=embedding_model,
+        max_tokens_per_chunk=max_tokens_per_chunk,
+        overlap_tokens=overlap_tokens,
+    )
+    db.add(row)
+    await db.commit()
+    return row
+
+
+async def update_memory(db: AsyncSession, integration_id: str, memory_id: str, fields: dict[str, Any]) -> Memory:
+    """Set ``name``, ``description`` (None clears it) or ``status``; other keys are ignored."""
+    row = await get_memory(db, integration_id, memory_id)
+    for name, value in fields.items():
+        if name in ("name", "status") and value is not None or name == "description":
+            setattr(row, name, value)
+    row.updated_at = now()
+    await db.commit()
+    return row

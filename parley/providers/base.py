@@ -15,6 +15,8 @@ from typing import Any
 from parley.errors import BadRequest
 
 Body = dict[str, Any]
+# What an embeddings request embeds: texts, or token-id arrays as OpenAI's API takes them.
+EmbeddingInputs = list[str] | list[list[int]]
 
 
 @dataclass
@@ -25,6 +27,9 @@ class Embeddings:
 
 class Provider(ABC):
     name: str
+    # Whether ``embed`` takes token-id arrays as they are (OpenAI's API does). A provider that
+    # takes text only leaves this False and gets texts: the router decodes the ids first.
+    takes_token_ids = False
 
     @abstractmethod
     async def complete(self, body: Body) -> Body:
@@ -39,7 +44,7 @@ class Provider(ABC):
         from the iterator.
         """
 
-    async def embed(self, model: str, inputs: list[str]) -> Embeddings:
+    async def embed(self, model: str, inputs: EmbeddingInputs) -> Embeddings:
         raise BadRequest(f"Provider {self.name!r} does not serve embeddings", param="model")
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook

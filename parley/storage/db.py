@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
+import math
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
@@ -26,17 +33,62 @@ def _sqlite_file(url: str) -> Path | None:
 
 
 @functools.lru_cache(maxsize=256)
-def _re2(pattern: str) -> Any:
+def compiled_regex(pattern: str) -> Any:
+    """RE2, told never to capture: a match then runs on its DFA alone, which keeps a pattern
+    such as ``(.*a){20}`` over long values cheap (capturing groups force the slower engines)."""
     import re2
 
-    return re2.compile(pattern)
+    options = re2.Options()
+    options.never_capture = True
+    options.log_errors = False  # an invalid pattern is the caller's 400, not a line on stderr
+    return re2.compile(pattern, options=options)
 
 
 def _regexp(pattern: str, value: Any) -> int:
     """SQLite's REGEXP for attribute filters, in RE2: linear time whatever the pattern."""
     if value is None or not isinstance(value, str):
         return 0
-    return 1 if _re2(pattern).search(value) else 0
+    return 1 if compiled_regex(pattern).search(value) else 0
+
+
+# Each SQLite connection's statement deadline (time.monotonic(); inf when none is set), read
+# by a progress handler that SQLite calls every few thousand steps of a running statement.
+_DEADLINES: weakref.WeakKeyDictionary[Any, list[float]] = weakref.WeakKeyDictionary()
+_PROGRESS_STEPS = 1000
+
+
+def _install_deadline(dbapi_conn: Any) -> None:
+    deadline = [math.inf]
+
+    def past_deadline() -> int:
+        return 1 if time.monotonic() > deadline[0] else 0  # non-zero: SQLite stops, "interrupted"
+
+    dbapi_conn.run_async(lambda conn: conn.set_progress_handler(past_deadline, _PROGRESS_STEPS))
+    _DEADLINES[dbapi_conn.driver_connection] = deadline
+
+
+@contextmanager
+def sqlite_deadline(driver_connection: Any, seconds: float) -> Iterator[None]:
+    """Statements on this SQLite connection stop with "interrupted" once ``seconds`` pass."""
+    deadline = _DEADLINES.get(driver_connection)
+    if deadline is None:
+        yield
+        return
+    deadline[0] = time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        deadline[0] = math.inf
+
+
+def json_loads(text: str) -> Any:
+    """Stored JSON as Python, always writable again by orjson: orjson reads integers past 64 bits
+    as floats (PostgreSQL returns a stored 1e20 as the integer 100000000000000000000, which
+    orjson could not write). What orjson will not read at all falls back to the json module."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -49,17 +101,53 @@ def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
     dbapi_conn.create_function("regexp", 2, _regexp, deterministic=True)
+    _install_deadline(dbapi_conn)
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    connect_timeout: float | None = None,
+    pool_timeout: float = 30.0,
+    statement_timeout: float | None = None,
+    filter_timeout: float | None = None,
+) -> AsyncEngine:
+    """An engine whose every wait is bounded: opening a connection (``connect_timeout``), getting
+    one from the pool (``pool_timeout``) and, on PostgreSQL, running a statement
+    (``statement_timeout``, enforced by the server and, a little later, by the client too, in
+    case the server stops answering). ``filter_timeout`` is read by memory filters (filters.py)."""
+    options = {"parley_filter_seconds": filter_timeout} if filter_timeout else {}
     if is_sqlite(url):
         path = _sqlite_file(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=8, max_overflow=8)
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": 30},
+            pool_size=8,
+            max_overflow=8,
+            pool_timeout=pool_timeout,
+            execution_options=options,
+            json_deserializer=json_loads,
+        )
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if connect_timeout:
+        connect_args["timeout"] = connect_timeout
+    if statement_timeout:
+        connect_args["command_timeout"] = statement_timeout + 5
+        connect_args["server_settings"] = {"statement_timeout": f"{round(statement_timeout * 1000)}ms"}
+    return create_async_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,  # a connection the server dropped (a restart) is replaced, not used
+        pool_timeout=pool_timeout,
+        connect_args=connect_args,
+        execution_options=options,
+        json_deserializer=json_loads,
+    )
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -8,7 +8,20 @@ from typing import Any
 
 import numpy as np
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import JSON, DateTime, Dialect, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -107,7 +120,16 @@ class ChatSession(Base):
 
 class SessionMessage(Base):
     __tablename__ = "session_messages"
-    __table_args__ = (Index("ix_session_messages_turn", "project_id", "session_id", "position", unique=True),)
+    __table_args__ = (
+        Index("ix_session_messages_turn", "project_id", "session_id", "position", unique=True),
+        # Owned rows go with their owner by the database's doing, on both SQLite and PostgreSQL.
+        ForeignKeyConstraint(
+            ["project_id", "session_id"],
+            ["chat_sessions.project_id", "chat_sessions.id"],
+            ondelete="CASCADE",
+            name="fk_session_messages_session",
+        ),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     project_id: Mapped[str] = mapped_column(String(40))
     session_id: Mapped[str] = mapped_column(String(128))
@@ -117,7 +139,7 @@ class SessionMessage(Base):
 
 
 def iso(dt: datetime | None) -> str | None:
-    """UTC timestamps as the seeds write them: 2024-01-01T00:00:00Z (SQLite returns naive ones)."""
+    """UTC timestamps as the API writes them: 2024-01-01T00:00:00Z (SQLite returns naive ones)."""
     if dt is None:
         return None
     if dt.tzinfo is not None:
@@ -230,8 +252,12 @@ class MemoryChunk(Base):
         Index("ix_memory_chunks_search", "memory_id", "active"),
     )
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=new_uuid)
-    memory_id: Mapped[str] = mapped_column(String(40))
-    content_id: Mapped[str] = mapped_column(String(40))
+    memory_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("memories.id", ondelete="CASCADE", name="fk_memory_chunks_memory")
+    )
+    content_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("memory_contents.id", ondelete="CASCADE", name="fk_memory_chunks_content")
+    )
     version: Mapped[int] = mapped_column(Integer)
     chunk_index: Mapped[int] = mapped_column(Integer)
     content: Mapped[str] = mapped_column(Text)
@@ -247,3 +273,110 @@ class MemoryChunk(Base):
     lease_token: Mapped[str | None] = mapped_column(String(40), default=None)
     locked_until: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class StoredResponse(Base):
+    """A Responses API response kept for ``previous_response_id``, retrieval and input items.
+
+    Each row keeps only its own new input and its output (``ResponseItem``); a continuation
+    names its parent, so a chain is read back by walking ``previous_response_id``. A deleted
+    response is hidden at once and its rows go when no later response continues from it (the
+    foreign key refuses the delete while one does, even one being written at that moment).
+    """
+
+    __tablename__ = "responses"
+    __table_args__ = (Index("ix_responses_previous", "previous_response_id"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(40), index=True)  # the gateway key that made it
+    previous_response_id: Mapped[str | None] = mapped_column(ForeignKey("responses.id"), default=None)
+    status: Mapped[str] = mapped_column(String(20))
+    model: Mapped[str] = mapped_column(String(200))
+    body: Mapped[dict[str, Any]] = mapped_column(Json)  # the response object as it was returned
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ResponseItem(Base):
+    """One input or output item of a stored response, in order (inputs first)."""
+
+    __tablename__ = "response_items"
+    __table_args__ = (
+        Index("ix_response_items_order", "response_id", "position", unique=True),
+        Index("ix_response_items_item", "item_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    response_id: Mapped[str] = mapped_column(ForeignKey("responses.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10))  # input | output
+    item_id: Mapped[str] = mapped_column(String(255))
+    item: Mapped[dict[str, Any]] = mapped_column(Json)
+
+
+class Limit(Base):
+    """Rate limits and a spend budget for one gateway key, project or integration.
+
+    ``scope`` is ``key``, ``project`` or ``integration``; ``user`` rows hold an integration's
+    defaults for each of its end users (``subject_id`` is the integration). None: no limit.
+    """
+
+    __tablename__ = "limits"
+    scope: Mapped[str] = mapped_column(String(20), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rpm: Mapped[int | None] = mapped_column(Integer, default=None)
+    tpm: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_streams: Mapped[int | None] = mapped_column(Integer, default=None)
+    budget_usd: Mapped[float | None] = mapped_column(Float, default=None)
+    budget_period: Mapped[str | None] = mapped_column(String(10), default=None)  # day | month (UTC)
+    updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
+
+
+class QuotaCounter(Base):
+    """A shared counter of one limit (requests, tokens or USD) for its current window.
+
+    Windows are kept in epoch seconds; a row whose window has passed is reset by the next
+    update, in the same atomic statement that grants or adds (see parley/limits/counters.py).
+    """
+
+    __tablename__ = "quota_counters"
+    key: Mapped[str] = mapped_column(String(600), primary_key=True)
+    window_start: Mapped[float] = mapped_column(Float, default=0.0)
+    used: Mapped[float] = mapped_column(Float, default=0.0)
+    granted: Mapped[float] = mapped_column(Float, default=0.0)  # what the last grant gave
+
+
+class StreamSlot(Base):
+    """One open stream counted against a concurrency limit; a crashed holder's slot expires."""
+
+    __tablename__ = "stream_slots"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(String(600), index=True)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class UsageRecord(Base):
+    """One request of any dialect: who called, what it used, what it cost, how it went."""
+
+    __tablename__ = "usage_records"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(default=now, index=True)
+    request_id: Mapped[str] = mapped_column(String(200))
+    caller_kind: Mapped[str] = mapped_column(String(20))
+    key_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    project_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    app_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    user_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    dialect: Mapped[str] = mapped_column(String(20))
+    model: Mapped[str] = mapped_column(String(200))  # the public name
+    provider: Mapped[str | None] = mapped_column(String(100), default=None)  # None: no model was called
+    deployment: Mapped[str | None] = mapped_column(String(100), default=None)
+    upstream_model: Mapped[str | None] = mapped_column(String(200), default=None)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cached_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    ttft_ms: Mapped[float | None] = mapped_column(Float, default=None)  # streams: until the first chunk
+    status: Mapped[int] = mapped_column(Integer)  # the HTTP status the client got
+    error_code: Mapped[str | None] = mapped_column(String(100), default=None)
+    streamed: Mapped[bool] = mapped_column(default=False)

@@ -1,4 +1,4 @@
-"""/v8: conversations, messages, memories and files (seed 003)."""
+"""/v8: conversations, messages, memories and files (docs/protocol.md)."""
 
 from fastapi import APIRouter
 

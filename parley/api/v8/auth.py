@@ -6,16 +6,18 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from parley.api.common import core
+from parley.api.common import core, request_id
 from parley.auth.v8_tokens import V8Identity
+from parley.caller import Caller
 from parley.errors import Forbidden
 from parley.storage.models import Integration
 
 
 @dataclass(frozen=True)
-class Caller:
+class V8Caller:
     identity: V8Identity
     integration: Integration
+    caller: Caller  # what the core keys usage, limits and metrics on
 
     @property
     def app_id(self) -> str:
@@ -26,12 +28,20 @@ class Caller:
         return self.identity.user_id
 
 
-async def user(request: Request) -> Caller:
+async def user(request: Request) -> V8Caller:
     identity, integration = await core(request).tokens.verify(request.headers.get("authorization"))
-    return Caller(identity, integration)
+    caller = Caller(
+        "integration",
+        request_id(request),
+        "v8",
+        app_id=integration.id,
+        user_id=identity.user_id,
+        admin=identity.is_admin,
+    )
+    return V8Caller(identity, integration, caller)
 
 
-async def admin(request: Request) -> Caller:
+async def admin(request: Request) -> V8Caller:
     caller = await user(request)
     if not caller.identity.is_admin:
         raise Forbidden("unauthorized")

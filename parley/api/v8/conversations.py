@@ -8,47 +8,31 @@ from starlette.responses import Response
 from parley import conversations as store
 from parley.api.common import core, json_body, json_response, validate
 from parley.api.docs import body
-from parley.api.v8.auth import Caller, user
-from parley.storage.models import Conversation, now
+from parley.api.v8.auth import V8Caller, user
 
 router = APIRouter(prefix="/chat/conversations", tags=["v8 conversations"])
 
 
-def _check_model(request: Request, settings: dict) -> None:
-    core(request).router.chat(settings["model"])  # an unknown model is refused when set, not when used
-
-
 @router.get("", summary="The caller's conversations, newest first")
-async def list_conversations(request: Request, caller: Caller = Depends(user)) -> Response:
+async def list_conversations(request: Request, caller: V8Caller = Depends(user)) -> Response:
     async with core(request).sessions() as db:
         rows = await store.list_for(db, caller.app_id, caller.user_id)
     return json_response([store.as_dict(r) for r in rows])
 
 
 @router.post("", summary="Create a conversation (every field optional)", openapi_extra=body(store.ConversationCreate))
-async def create_conversation(request: Request, caller: Caller = Depends(user)) -> Response:
+async def create_conversation(request: Request, caller: V8Caller = Depends(user)) -> Response:
     raw = await request.body()
     req = validate(store.ConversationCreate, await json_body(request) if raw.strip() else {})
     c = core(request)
-    settings = store.merged_settings(None, req.settings)
-    settings["model"] = settings["model"] or caller.integration.default_model or c.router.default_model
-    _check_model(request, settings)
-    row = Conversation(
-        integration_id=caller.app_id,
-        external_user_id=caller.user_id,
-        title=req.title,
-        settings=settings,
-        reference_settings=store.merged_references(None, req.reference_settings),
-        custom_data=req.custom_data,
-    )
+    default = caller.integration.default_model or c.router.default_model
     async with c.sessions() as db:
-        db.add(row)
-        await db.commit()
+        row = await store.create(db, caller.app_id, caller.user_id, req, default, c.router.chat)
     return json_response(store.as_dict(row))
 
 
 @router.get("/{conversation_id}", summary="One conversation")
-async def get_conversation(conversation_id: str, request: Request, caller: Caller = Depends(user)) -> Response:
+async def get_conversation(conversation_id: str, request: Request, caller: V8Caller = Depends(user)) -> Response:
     async with core(request).sessions() as db:
         row = await store.owned(db, caller.app_id, caller.user_id, conversation_id)
     return json_response(store.as_dict(row))
@@ -59,30 +43,16 @@ async def get_conversation(conversation_id: str, request: Request, caller: Calle
     summary="Update title, custom data, settings or reference settings",
     openapi_extra=body(store.ConversationCreate),
 )
-async def update_conversation(conversation_id: str, request: Request, caller: Caller = Depends(user)) -> Response:
+async def update_conversation(conversation_id: str, request: Request, caller: V8Caller = Depends(user)) -> Response:
     req = validate(store.ConversationCreate, await json_body(request))
-    async with core(request).sessions() as db:
-        row = await store.owned(db, caller.app_id, caller.user_id, conversation_id)
-        fields = req.model_fields_set
-        if "title" in fields:
-            row.title = req.title
-        if "custom_data" in fields:
-            row.custom_data = req.custom_data
-        if req.settings is not None:
-            row.settings = store.merged_settings(row.settings, req.settings)
-            _check_model(request, row.settings)
-        if req.reference_settings is not None:
-            row.reference_settings = store.merged_references(row.reference_settings, req.reference_settings)
-        row.updated_at = now()
-        await db.commit()
+    c = core(request)
+    async with c.sessions() as db:
+        await store.update(db, caller.app_id, caller.user_id, conversation_id, req, c.router.chat)
     return json_response({"message": "对话更新成功"})
 
 
 @router.delete("/{conversation_id}", summary="Delete a conversation (soft)")
-async def delete_conversation(conversation_id: str, request: Request, caller: Caller = Depends(user)) -> Response:
+async def delete_conversation(conversation_id: str, request: Request, caller: V8Caller = Depends(user)) -> Response:
     async with core(request).sessions() as db:
-        row = await store.owned(db, caller.app_id, caller.user_id, conversation_id)
-        row.status = "deleted"
-        row.deleted_at = now()
-        await db.commit()
+        await store.soft_delete(db, caller.app_id, caller.user_id, conversation_id)
     return json_response({"message": "对话删除成功"})

@@ -1,4 +1,4 @@
-"""Seed 003's stream events, made from the core's chunks.
+"""The v8 stream events (docs/protocol.md), made from the core's chunks.
 
 Type 0 events carry ``model``, ``content`` (the new text), ``reasoning`` (only when there is
 new reasoning), ``tool_calls`` (the calls as built so far, only while the model calls tools),
@@ -8,9 +8,14 @@ type 0: 1 lists the references a reply used, 2 reports an error.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from parley.api.sse import DONE_LINE, event
 from parley.chat.assemble import MessageBuilder
+from parley.errors import ParleyError
+
+if TYPE_CHECKING:
+    from parley.chat.turn import Reply
 
 MESSAGE, REFERENCES, ERROR = 0, 1, 2
 
@@ -56,3 +61,52 @@ def error(message: str) -> dict[str, Any]:
 
 def references(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"type": REFERENCES, "references": items}
+
+
+def reply_body(reply: Reply) -> dict[str, Any]:
+    """A whole (non-streamed) reply: the stored assistant message."""
+    message = reply.message
+    body: dict[str, Any] = {
+        "id": reply.stored_id,
+        "content": message.get("content"),
+        "reasoning": message.get("reasoning_content"),
+        "model": reply.model,
+        "finish_reason": reply.finish_reason,
+    }
+    if message.get("tool_calls"):
+        body["tool_calls"] = message["tool_calls"]
+    body["usage"] = reply.usage
+    if reply.references:
+        body["references"] = reply.references
+    return body
+
+
+class V8Encoder:
+    """Type-0 events per chunk, the finishing one held back until usage is known; a type-1
+    event with the references first; a type-2 event for an error."""
+
+    def __init__(self, model: str) -> None:
+        self.headers: dict[str, str] = {}
+        self.model = model
+        self._finishing: dict[str, Any] | None = None
+        self._builder = MessageBuilder()  # the stream's own, once a chunk has come
+
+    def reply(self, reply: Reply) -> dict[str, Any]:
+        return reply_body(reply)
+
+    def opening(self, refs: list[dict[str, Any]]) -> list[bytes]:
+        return [event(references(refs))] if refs else []
+
+    def chunk(self, chunk: dict[str, Any], builder: MessageBuilder) -> bytes | None:
+        self._builder = builder
+        ev = from_chunk(chunk, builder, self.model)
+        if ev is None:
+            self._finishing = chunk
+            return None
+        return event(ev)
+
+    def closing(self, reply: Reply) -> list[bytes]:
+        return [event(final(self._finishing, self._builder, self.model, reply.usage)), DONE_LINE]
+
+    def error(self, exc: ParleyError) -> bytes:
+        return event(error(exc.message))

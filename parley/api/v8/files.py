@@ -1,4 +1,4 @@
-"""POST /v8/files/extract: the text of an uploaded file, by its extension (seed 003)."""
+"""POST /v8/files/extract: the text of an uploaded file, by its extension (docs/protocol.md)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from parley.api.common import json_response
-from parley.api.v8.auth import Caller, user
+from parley.api.docs import upload
+from parley.api.v8.auth import V8Caller, user
 from parley.errors import BadRequest, ParleyError
 from parley.extract import ExtractionError, UnsupportedType
 from parley.extract.registry import EXTRACTORS, extension
@@ -29,8 +30,10 @@ def _spill(source: BinaryIO, fd: int) -> int:
         return out.tell()
 
 
-@router.post("/extract", summary="Extract the text of an uploaded file (multipart field `file`)")
-async def extract(request: Request, caller: Caller = Depends(user)) -> Response:
+@router.post(
+    "/extract", summary="Extract the text of an uploaded file (multipart field `file`)", openapi_extra=upload("file")
+)
+async def extract(request: Request, caller: V8Caller = Depends(user)) -> Response:
     # The body streams to a temporary file as it arrives (python-multipart spools past 1 MiB);
     # BodyLimit stops it with 413 past max_upload_bytes.
     async with request.form(max_files=1, max_fields=20) as form:

@@ -1,4 +1,4 @@
-"""/v8/memories: knowledge bases, their contents and chunks, and search (seed 003).
+"""/v8/memories: knowledge bases, their contents and chunks, and search (docs/protocol.md).
 
 Reads take any token of the integration; writes and the chunks view take an admin (ak-) token.
 """
@@ -13,10 +13,9 @@ from starlette.responses import Response
 
 from parley.api.common import core, json_body, json_response, validate
 from parley.api.docs import body
-from parley.api.v8.auth import Caller, admin, user
-from parley.errors import BadRequest
+from parley.api.v8.auth import V8Caller, admin, user
 from parley.memory import store
-from parley.storage.models import Memory, now
+from parley.storage.models import Memory
 
 router = APIRouter(prefix="/memories", tags=["v8 memories"])
 Strict = ConfigDict(extra="forbid")
@@ -63,66 +62,56 @@ class SearchBody(BaseModel):
     mode: Literal["dense", "hybrid", "lexical"] = "dense"
 
 
-async def _memory(request: Request, caller: Caller, memory_id: str) -> Memory:
+async def _memory(request: Request, caller: V8Caller, memory_id: str) -> Memory:
     async with core(request).sessions() as db:
         return await store.get_memory(db, caller.app_id, memory_id)
 
 
 @router.get("", summary="The integration's memories")
-async def list_memories(request: Request, caller: Caller = Depends(user)) -> Response:
+async def list_memories(request: Request, caller: V8Caller = Depends(user)) -> Response:
     async with core(request).sessions() as db:
         rows = await store.list_memories(db, caller.app_id)
     return json_response([store.memory_dict(m) for m in rows])
 
 
 @router.post("", summary="Create a memory (admin)", openapi_extra=body(MemoryCreate))
-async def create_memory(request: Request, caller: Caller = Depends(admin)) -> Response:
+async def create_memory(request: Request, caller: V8Caller = Depends(admin)) -> Response:
     req = validate(MemoryCreate, await json_body(request))
     c = core(request)
-    model = req.embedding_model or caller.integration.default_embedding_model or c.router.default_embedding_model
-    if model not in c.router.embedding_names():
-        raise BadRequest(
-            f"Unknown embedding_model {model!r}. Available: {', '.join(c.router.embedding_names())}",
-            param="embedding_model",
-        )
-    if req.overlap_tokens >= req.max_tokens_per_chunk:
-        raise BadRequest("overlap_tokens must be smaller than max_tokens_per_chunk", param="overlap_tokens")
-    row = Memory(
-        integration_id=caller.app_id,
-        name=req.name,
-        description=req.description,
-        embedding_model=model,
-        max_tokens_per_chunk=req.max_tokens_per_chunk,
-        overlap_tokens=req.overlap_tokens,
-    )
     async with c.sessions() as db:
-        db.add(row)
-        await db.commit()
+        row = await store.create_memory(
+            db,
+            caller.app_id,
+            req.name,
+            embedding_model=req.embedding_model
+            or caller.integration.default_embedding_model
+            or c.router.default_embedding_model,
+            available_models=c.router.embedding_names(),
+            description=req.description,
+            max_tokens_per_chunk=req.max_tokens_per_chunk,
+            overlap_tokens=req.overlap_tokens,
+        )
     return json_response(store.memory_dict(row))
 
 
 @router.get("/{memory_id}", summary="One memory")
-async def get_memory(memory_id: str, request: Request, caller: Caller = Depends(user)) -> Response:
+async def get_memory(memory_id: str, request: Request, caller: V8Caller = Depends(user)) -> Response:
     return json_response(store.memory_dict(await _memory(request, caller, memory_id)))
 
 
 @router.put(
     "/{memory_id}", summary="Update a memory's name, description or status (admin)", openapi_extra=body(MemoryUpdate)
 )
-async def update_memory(memory_id: str, request: Request, caller: Caller = Depends(admin)) -> Response:
+async def update_memory(memory_id: str, request: Request, caller: V8Caller = Depends(admin)) -> Response:
     req = validate(MemoryUpdate, await json_body(request))
+    fields = {name: getattr(req, name) for name in req.model_fields_set}
     async with core(request).sessions() as db:
-        row = await store.get_memory(db, caller.app_id, memory_id)
-        for name in req.model_fields_set:
-            if getattr(req, name) is not None or name == "description":
-                setattr(row, name, getattr(req, name))
-        row.updated_at = now()
-        await db.commit()
+        row = await store.update_memory(db, caller.app_id, memory_id, fields)
     return json_response(store.memory_dict(row))
 
 
 @router.delete("/{memory_id}", summary="Delete a memory with its contents, chunks and vectors (admin)")
-async def delete_memory(memory_id: str, request: Request, caller: Caller = Depends(admin)) -> Response:
+async def delete_memory(memory_id: str, request: Request, caller: V8Caller = Depends(admin)) -> Response:
     c = core(request)
     async with c.sessions() as db:
         await store.delete_memory(db, await store.get_memory(db, caller.app_id, memory_id))
@@ -131,7 +120,7 @@ async def delete_memory(memory_id: str, request: Request, caller: Caller = Depen
 
 
 @router.get("/{memory_id}/contents", summary="List contents, by type and keywords")
-async def list_contents(memory_id: str, request: Request, caller: Caller = Depends(user)) -> Response:
+async def list_contents(memory_id: str, request: Request, caller: V8Caller = Depends(user)) -> Response:
     spec = {"content_type": request.query_params.get("type"), "content_keywords": request.query_params.get("keywords")}
     async with core(request).sessions() as db:
         memory = await store.get_memory(db, caller.app_id, memory_id)
@@ -142,7 +131,7 @@ async def list_contents(memory_id: str, request: Request, caller: Caller = Depen
 @router.post(
     "/{memory_id}/contents-filter", summary="List contents with attribute filters", openapi_extra=body(ContentFilter)
 )
-async def filter_contents(memory_id: str, request: Request, caller: Caller = Depends(user)) -> Response:
+async def filter_contents(memory_id: str, request: Request, caller: V8Caller = Depends(user)) -> Response:
     raw = await request.body()
     spec = validate(ContentFilter, await json_body(request) if raw.strip() else {})
     async with core(request).sessions() as db:
@@ -152,7 +141,7 @@ async def filter_contents(memory_id: str, request: Request, caller: Caller = Dep
 
 
 @router.get("/{memory_id}/contents/{content_id}", summary="One content")
-async def get_content(memory_id: str, content_id: str, request: Request, caller: Caller = Depends(user)) -> Response:
+async def get_content(memory_id: str, content_id: str, request: Request, caller: V8Caller = Depends(user)) -> Response:
     async with core(request).sessions() as db:
         memory = await store.get_memory(db, caller.app_id, memory_id)
         return json_response(store.content_dict(await store.get_content(db, memory, content_id)))
@@ -161,14 +150,14 @@ async def get_content(memory_id: str, content_id: str, request: Request, caller:
 @router.get(
     "/{memory_id}/contents/{content_id}/chunks", summary="A content's chunks and their embedding status (admin)"
 )
-async def get_chunks(memory_id: str, content_id: str, request: Request, caller: Caller = Depends(admin)) -> Response:
+async def get_chunks(memory_id: str, content_id: str, request: Request, caller: V8Caller = Depends(admin)) -> Response:
     async with core(request).sessions() as db:
         memory = await store.get_memory(db, caller.app_id, memory_id)
         content = await store.get_content(db, memory, content_id)
         return json_response([store.chunk_dict(c) for c in await store.chunks_of(db, content)])
 
 
-async def _put(request: Request, caller: Caller, memory_id: str, content_id: str | None) -> tuple[Any, bool]:
+async def _put(request: Request, caller: V8Caller, memory_id: str, content_id: str | None) -> tuple[Any, bool]:
     req = validate(ContentBody, await json_body(request))
     c = core(request)
     async with c.sessions() as db:
@@ -183,7 +172,7 @@ async def _put(request: Request, caller: Caller, memory_id: str, content_id: str
     summary="Create a content, or update the one with the same key (admin)",
     openapi_extra=body(ContentBody),
 )
-async def create_content(memory_id: str, request: Request, caller: Caller = Depends(admin)) -> Response:
+async def create_content(memory_id: str, request: Request, caller: V8Caller = Depends(admin)) -> Response:
     content, created = await _put(request, caller, memory_id, None)
     return json_response(
         {"success": True, "message": "content created" if created else "content updated", "content_id": content.id}
@@ -192,7 +181,7 @@ async def create_content(memory_id: str, request: Request, caller: Caller = Depe
 
 @router.put("/{memory_id}/contents/{content_id}", summary="Replace a content (admin)", openapi_extra=body(ContentBody))
 async def update_content(
-    memory_id: str, content_id: str, request: Request, caller: Caller = Depends(admin)
+    memory_id: str, content_id: str, request: Request, caller: V8Caller = Depends(admin)
 ) -> Response:
     await _put(request, caller, memory_id, content_id)
     return json_response({"success": True, "message": "content updated"})
@@ -200,7 +189,7 @@ async def update_content(
 
 @router.delete("/{memory_id}/contents/{content_id}", summary="Delete a content by id, or by key as _KEY (admin)")
 async def delete_content(
-    memory_id: str, content_id: str, request: Request, caller: Caller = Depends(admin)
+    memory_id: str, content_id: str, request: Request, caller: V8Caller = Depends(admin)
 ) -> Response:
     async with core(request).sessions() as db:
         memory = await store.get_memory(db, caller.app_id, memory_id)
@@ -208,7 +197,7 @@ async def delete_content(
     return json_response({"success": True, "message": "content deleted"})
 
 
-async def _search(request: Request, caller: Caller, memory_id: str, contents: bool) -> Response:
+async def _search(request: Request, caller: V8Caller, memory_id: str, contents: bool) -> Response:
     req = validate(SearchBody, await json_body(request))
     c = core(request)
     async with c.sessions() as db:
@@ -231,7 +220,7 @@ async def _search(request: Request, caller: Caller, memory_id: str, contents: bo
 @router.post(
     "/{memory_id}/embeddings-search-chunks", summary="Search chunks by similarity", openapi_extra=body(SearchBody)
 )
-async def search_chunks(memory_id: str, request: Request, caller: Caller = Depends(user)) -> Response:
+async def search_chunks(memory_id: str, request: Request, caller: V8Caller = Depends(user)) -> Response:
     return await _search(request, caller, memory_id, contents=False)
 
 
@@ -240,5 +229,5 @@ async def search_chunks(memory_id: str, request: Request, caller: Caller = Depen
     summary="Search contents by their best chunk",
     openapi_extra=body(SearchBody),
 )
-async def search_contents(memory_id: str, request: Request, caller: Caller = Depends(user)) -> Response:
+async def search_contents(memory_id: str, request: Request, caller: V8Caller = Depends(user)) -> Response:
     return await _search(request, caller, memory_id, contents=True)

@@ -1,0 +1,128 @@
+"""What usage records, limits and metrics cost: Parley with them on vs. off, same run.
+
+    python bench/accounting.py [--requests 3000] [--seconds 8] [--rounds 3]
+
+Starts two stacks from bench/stack.py (each: the instant upstream and `parley serve`, one
+worker, SQLite): one with usage recording and metrics off and an unlimited key, one with
+usage recording, metrics and a key that has an rpm, tpm and daily budget (high enough never
+to refuse, so every request goes through the whole admission and accounting). Then, for
+whole and streamed requests at concurrency 1 and 64, measures both in alternating rounds and
+prints p50 latency and throughput of each and the ratio on/off (best round of each), and the
+CPU time each server process spent per request (from /proc: steadier than throughput on a
+busy machine) and its ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loadgen import Result, request_bytes, run  # noqa: E402
+from stack import running  # noqa: E402
+
+
+def _limited_key(database_url: str) -> str:
+    made = subprocess.run(
+        [sys.executable, "-m", "parley", "keys", "create", "--name", "limited", "--rpm", "1000000000",
+         "--tpm", "1000000000000", "--budget-usd", "1000000", "--json"],
+        env={**os.environ, "PARLEY_DATABASE_URL": database_url}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(made.stdout)["key"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=3000, help="requests per round at concurrency 1")
+    ap.add_argument("--seconds", type=float, default=8.0, help="duration of each round at concurrency 64")
+    ap.add_argument("--rounds", type=int, default=4, help="alternating rounds per mode; the best of each counts")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="parley-bench-accounting-"))
+    saved = dict(os.environ)
+    with ExitStack() as stacks:
+        # The stacks' processes take their settings from the environment at start.
+        os.environ.update(
+            PARLEY_DATABASE_URL=f"sqlite+aiosqlite:///{work}/off.db",
+            PARLEY_USAGE_RECORDING="false",
+            PARLEY_METRICS="false",
+        )
+        off = stacks.enter_context(running())
+        os.environ.clear()
+        os.environ.update(saved)
+        on_db = f"sqlite+aiosqlite:///{work}/on.db"
+        os.environ["PARLEY_DATABASE_URL"] = on_db
+        on = stacks.enter_context(running())
+        on_key = _limited_key(on_db)
+        os.environ.clear()
+        os.environ.update(saved)
+        _bench((off.parley_port, off.parley_pid, off.key), (on.parley_port, on.parley_pid, on_key), args)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measure(port: int, pid: int, req: bytes, conc: int, n: int, secs: float) -> tuple[Result, float]:
+    """One round, and the server's CPU microseconds per request in it."""
+    cpu = _cpu_seconds(pid)
+    result = asyncio.run(run("127.0.0.1", port, req, conc, n, secs))
+    return result, (_cpu_seconds(pid) - cpu) / max(len(result.latencies), 1) * 1e6
+
+
+Server = tuple[int, int, str]  # port, pid, key
+
+
+def _bench(off_server: Server, on_server: Server, args: argparse.Namespace) -> None:
+    print(
+        f"{'mode':<8}{'conc':>5} | {'off p50':>9}{'on p50':>9}{'added':>8} | "
+        f"{'off rps':>9}{'on rps':>9}{'on/off':>8} | {'off cpu/req':>11}{'on cpu/req':>11}{'on/off':>8}"
+    )
+    (off_port, off_pid, off_key), (on_port, on_pid, on_key) = off_server, on_server
+    for stream in (False, True):
+        body = json.dumps(
+            {
+                "model": "gpt-4o-mini",
+                "stream": stream,
+                "messages": [{"role": "user", "content": "Say hello in one short sentence."}],
+            }
+        ).encode()
+        path = "/v1/chat/completions"
+        off_req = request_bytes("127.0.0.1", off_port, path, body, {"authorization": f"Bearer {off_key}"})
+        on_req = request_bytes("127.0.0.1", on_port, path, body, {"authorization": f"Bearer {on_key}"})
+        for conc in (1, 64):
+            n, secs = (args.requests, 120.0) if conc == 1 else (10**9, args.seconds)
+            for port, req in ((off_port, off_req), (on_port, on_req)):  # warm both
+                asyncio.run(run("127.0.0.1", port, req, 4, 300, 5))
+            offs: list[tuple[Result, float]] = []
+            ons: list[tuple[Result, float]] = []
+            for i in range(args.rounds):
+                if i % 2:  # alternate which goes first, so a drifting machine favours neither
+                    ons.append(_measure(on_port, on_pid, on_req, conc, n, secs))
+                offs.append(_measure(off_port, off_pid, off_req, conc, n, secs))
+                if not i % 2:
+                    ons.append(_measure(on_port, on_pid, on_req, conc, n, secs))
+            errors = sum(r.errors for r, _ in offs + ons)
+            if errors:
+                print(f"  errors: {errors}")
+            off, off_cpu = max(offs, key=lambda m: m[0].rps)[0], min(c for _, c in offs)
+            on, on_cpu = max(ons, key=lambda m: m[0].rps)[0], min(c for _, c in ons)
+            mode = "stream" if stream else "whole"
+            print(
+                f"{mode:<8}{conc:>5} | {off.p50:>7.2f}ms{on.p50:>7.2f}ms{on.p50 - off.p50:>6.2f}ms | "
+                f"{off.rps:>9.0f}{on.rps:>9.0f}{on.rps / off.rps:>8.2f} | "
+                f"{off_cpu:>9.0f}us{on_cpu:>9.0f}us{on_cpu / off_cpu:>8.2f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

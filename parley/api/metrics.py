@@ -1,0 +1,91 @@
+"""``GET /metrics`` (Prometheus' text format) and the HTTP request metrics by route template."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+
+from fastapi import APIRouter, Request
+from sqlalchemy import func, select
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from parley import metrics
+from parley.auth.headers import bearer_or_bare
+from parley.core import CoreDep
+from parley.errors import Unauthorized
+from parley.storage.models import MemoryChunk
+
+router = APIRouter(tags=["health"])
+
+SAMPLE_TIMEOUT = 2.0  # seconds the embedding queue count may take; then the last sample stands
+
+
+async def _sample_embedding_queue(request: Request) -> None:
+    core = request.app.state.core
+    waiting = MemoryChunk.embedding_status.in_(("pending", "processing"))
+    try:
+        async with asyncio.timeout(SAMPLE_TIMEOUT), core.sessions() as db:
+            depth = await db.scalar(select(func.count()).select_from(MemoryChunk).where(waiting))
+        metrics.EMBEDDING_QUEUE.set(depth or 0)
+    except Exception:  # noqa: BLE001 - a scrape still answers with everything else
+        pass
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=True)
+async def get_metrics(request: Request, core: CoreDep) -> Response:
+    token = core.settings.metrics_token
+    if token is not None:
+        presented = bearer_or_bare(request.headers.get("authorization")) or ""
+        if not hmac.compare_digest(presented.encode(), token.get_secret_value().encode()):
+            raise Unauthorized("This endpoint wants the metrics token: Authorization: Bearer <metrics_token>.")
+    await _sample_embedding_queue(request)
+    metrics.reap_dead_workers()
+    body = await asyncio.to_thread(metrics.render) if metrics.MULTIPROCESS_DIR else metrics.render()
+    return Response(body, media_type=metrics.CONTENT_TYPE)
+
+
+class HttpMetrics:
+    """Counts every HTTP request by method, route template (``/v8/memories/{memory_id}``, never
+    the id itself; ``unmatched`` for unknown paths) and status, and times it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def watched(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        finally:
+            metrics.http_done(scope["method"], route_template(scope), status, time.perf_counter() - started)
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path with every path parameter put back as ``{name}``.
+
+    Worked out from the request's own path because a route of a nested router only knows its
+    part of the path; each value is replaced at a segment boundary, so no id is left in.
+    """
+    if scope.get("route") is None:
+        return "unmatched"
+    out: str = scope["path"]
+    for name, value in (scope.get("path_params") or {}).items():
+        text = "/" + str(value)
+        at = out.rfind(text)
+        while at >= 0 and not (at + len(text) == len(out) or out[at + len(text)] == "/"):
+            at = out.rfind(text, 0, at)
+        if at >= 0:
+            out = out[:at] + "/{" + name + "}" + out[at + len(text) :]
+    return out

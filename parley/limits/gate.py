@@ -1,0 +1,206 @@
+"""Admission: may this caller start one more request? Checked before anything is stored or any
+upstream is called, so a refused request changes nothing.
+
+Every scope of the caller (its key, project or integration, and the end user) is checked:
+spend budgets and tokens per minute against what was used so far, then requests per minute
+(which counts this request), then, for streams, a concurrency slot. A refusal gives back what
+the earlier checks took. What a request used is charged when it ends (``Admission.settle``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from parley.caller import Caller
+from parley.errors import RateLimited
+from parley.limits.counters import Counters, Window, minute, period
+from parley.limits.quota import TIMEOUT, Leases, Meters, warn
+from parley.limits.store import LimitBook, Limits
+
+_SCOPE_NAMES = {"key": "key", "project": "project", "integration": "integration", "user": "end user"}
+
+
+class Scope:
+    """One scope of a caller that has limits, with the names of its shared counters."""
+
+    __slots__ = ("scope", "subject", "limits", "rpm_key", "tpm_key", "spend_key", "streams_key", "spend_window")
+
+    def __init__(self, scope: str, subject: str, limits: Limits) -> None:
+        self.scope = scope  # key | project | integration | user
+        self.subject = subject  # the id; for users "app_id/user_id"
+        self.limits = limits
+        base = f"{scope}:{subject}:"
+        self.rpm_key = base + "rpm"
+        self.tpm_key = base + "tpm"
+        self.spend_key = f"{base}spend:{limits.budget_period}"
+        self.streams_key = base + "streams"
+        self.spend_window: Callable[[float], Window] = functools.partial(period, limits.budget_period)
+
+
+class Refused(RateLimited):
+    """A RateLimited that says which scope and limit refused it (for metrics)."""
+
+    def __init__(self, scope: str, limit: str, message: str, retry_after: float, quota: bool = False) -> None:
+        super().__init__(message, retry_after, kind="tokens" if limit == "tpm" else "requests", quota=quota)
+        self.scope = scope
+        self.limit = limit
+
+
+@dataclass
+class Admission:
+    gate: Gate | None
+    scopes: list[Scope] = field(default_factory=list)
+    taken: list[tuple[str, float]] = field(default_factory=list)  # rpm counters and their window ends
+    slots: list[tuple[str, str]] = field(default_factory=list)  # stream slots held
+
+    def settle(self, tokens: int, cost: float) -> None:
+        """The request ended having used ``tokens`` and ``cost``: charge them, free its slots."""
+        if self.gate is None:
+            return
+        for s in self.scopes:
+            if s.limits.tpm is not None:
+                self.gate.meters.add(s.tpm_key, tokens, minute)
+            if s.limits.budget_usd is not None:
+                self.gate.meters.add(s.spend_key, cost, s.spend_window)
+        self._free_slots()
+
+    def cancel(self) -> None:
+        """The request was refused after all (bad input): nothing is charged."""
+        if self.gate is None:
+            return
+        for key, window_end in self.taken:
+            self.gate.leases.give_back(key, window_end)
+        self.taken.clear()
+        self._free_slots()
+
+    def _free_slots(self) -> None:
+        if self.slots and self.gate is not None:
+            self.gate.release(self.slots)
+            self.slots = []
+
+
+FREE = Admission(None)
+
+
+class Gate:
+    def __init__(self, book: LimitBook, counters: Counters) -> None:
+        self.book = book
+        self.counters = counters
+        self.leases = Leases(counters, minute)
+        self.meters = Meters(counters)
+        self._releasing: set[asyncio.Task[None]] = set()
+        self._resolved: dict[tuple[tuple[str, str], ...], tuple[float, list[Scope]]] = {}
+
+    async def scopes(self, caller: Caller) -> list[Scope]:
+        """The caller's scopes that have limits (resolved ones are kept as long as the book's)."""
+        subjects = tuple(caller.scopes)
+        if not subjects:
+            return []
+        hit = self._resolved.get(subjects)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        # An end user's limits are the integration's defaults for each of its users.
+        keys = [(scope, subject.split("/", 1)[0] if scope == "user" else subject) for scope, subject in subjects]
+        found = await self.book.lookup(keys)
+        resolved = [Scope(s, subject, lim) for (s, subject), lim in zip(subjects, found, strict=True) if not lim.empty]
+        if self.book.ttl > 0:
+            if len(self._resolved) >= 10_000:
+                self._resolved.clear()  # bounded, whatever callers come
+            self._resolved[subjects] = (time.monotonic() + self.book.ttl, resolved)
+        return resolved
+
+    async def admit(self, caller: Caller, streamed: bool, stream_ttl: float) -> Admission:
+        scopes = await self.scopes(caller)
+        if not scopes:
+            return FREE
+        admission = Admission(self, scopes)
+        try:
+            for s in scopes:
+                await self._check_spend(s)
+            for s in scopes:
+                if s.limits.rpm is not None:
+                    key = s.rpm_key
+                    wait = await self.leases.take(key, s.limits.rpm)
+                    if wait is not None:
+                        raise Refused(
+                            s.scope,
+                            "rpm",
+                            f"Rate limit reached for requests per minute on this {_SCOPE_NAMES[s.scope]}: "
+                            f"limit {s.limits.rpm}. Please try again in {max(1, round(wait))}s.",
+                            wait,
+                        )
+                    admission.taken.append((key, self.leases.window_end(key)))
+            if streamed:
+                for s in scopes:
+                    if s.limits.max_streams is not None:
+                        await self._take_slot(admission, s, s.limits.max_streams, stream_ttl)
+        except BaseException:
+            admission.cancel()
+            raise
+        return admission
+
+    async def _check_spend(self, s: Scope) -> None:
+        lim = s.limits
+        if lim.budget_usd is not None:
+            spent, end = await self.meters.total(s.spend_key, s.spend_window)
+            if spent >= lim.budget_usd:
+                raise Refused(
+                    s.scope,
+                    "budget",
+                    f"This {_SCOPE_NAMES[s.scope]} has used its budget of ${lim.budget_usd:g} per {lim.budget_period} "
+                    f"(spent ${spent:.4f}). It renews in {max(1, round(end - time.time()))}s.",
+                    end - time.time(),
+                    quota=True,
+                )
+        if lim.tpm is not None:
+            used, end = await self.meters.total(s.tpm_key, minute)
+            if used >= lim.tpm:
+                raise Refused(
+                    s.scope,
+                    "tpm",
+                    f"Rate limit reached for tokens per minute on this {_SCOPE_NAMES[s.scope]}: limit {lim.tpm}, "
+                    f"used {int(used)}. Please try again in {max(1, round(end - time.time()))}s.",
+                    end - time.time(),
+                )
+
+    async def _take_slot(self, admission: Admission, s: Scope, limit: int, ttl: float) -> None:
+        key = s.streams_key
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                slot = await self.counters.acquire_slot(key, limit, ttl)
+        except Exception as exc:  # noqa: BLE001 - the store failing lets requests through
+            warn("streams", exc)
+            return
+        if slot is None:
+            raise Refused(
+                s.scope,
+                "streams",
+                f"Too many concurrent streams on this {_SCOPE_NAMES[s.scope]}: limit {limit}. "
+                "Please try again when one has finished.",
+                1,
+            )
+        admission.slots.append((key, slot))
+
+    def release(self, slots: list[tuple[str, str]]) -> None:
+        """Off the request path: the slots go back in a task of their own."""
+        task = asyncio.ensure_future(self._release(slots))
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
+
+    async def _release(self, slots: list[tuple[str, str]]) -> None:
+        for key, slot in slots:
+            try:
+                async with asyncio.timeout(TIMEOUT):
+                    await self.counters.release_slot(key, slot)
+            except Exception as exc:  # noqa: BLE001 - the slot then expires on its own
+                warn("release", exc)
+
+    async def drain(self) -> None:
+        """Wait for slot releases under way (at shutdown)."""
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self._releasing, return_exceptions=True)

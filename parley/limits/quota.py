@@ -1,0 +1,218 @@
+"""This process's share of the shared counters, so most requests need no round trip.
+
+``Leases`` (requests per minute): quota is leased from the shared counter and spent locally.
+A lease asks for what the requests waiting in this process need, plus a spare share sized to
+the headroom left (1/``SPREAD`` of it), so far from the limit one round trip serves many
+requests, and near it (a spare of 0) every grant is exactly what is used: the shared count
+never passes the limit, and no process sits on quota another one is refused. Concurrent
+requests that find the lease empty wait for one grant together.
+
+``Meters`` (tokens per minute, spend per day or month): what a request used is only known when
+it ends, so it is added locally and flushed to the shared counter with the usage batch; the
+reply tells the new total. A request is admitted while the total (shared, as last seen, plus
+what this process has not flushed yet) is under the limit; totals not refreshed by a flush
+are re-read in the background every sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from parley.limits.counters import Counters, Window
+
+log = logging.getLogger("parley.limits")
+
+SPREAD = 64
+TIMEOUT = 5.0  # seconds a shared counter may take; then the request is let through (and it is logged)
+
+
+class _Warn:
+    """Log a failing counter store at most once every 10 seconds."""
+
+    def __init__(self) -> None:
+        self._last = 0.0
+
+    def __call__(self, what: str, exc: BaseException) -> None:
+        stamp = time.monotonic()
+        if stamp - self._last > 10:
+            self._last = stamp
+            log.warning(f"limit counters unavailable ({what}): letting requests through", exc_info=exc)
+
+
+warn = _Warn()
+
+
+@dataclass
+class _Lease:
+    local: int = 0  # units granted to this process and not spent yet
+    window_end: float = 0.0
+    full: bool = False  # the shared counter is at its limit until window_end
+    headroom: float = 0.0  # the limit minus the shared count, as of the last grant
+    waiting: int = 0
+    fetching: asyncio.Task[None] | None = None
+
+
+class Leases:
+    def __init__(self, counters: Counters, window: Callable[[float], Window]) -> None:
+        self._counters = counters
+        self._window = window
+        self._leases: dict[str, _Lease] = {}
+
+    async def take(self, key: str, limit: int) -> float | None:
+        """One unit: None when granted, else the seconds until the window ends."""
+        lease = self._leases.get(key)
+        if lease is None:
+            lease = self._leases[key] = _Lease()
+        while True:
+            stamp = time.time()
+            if lease.window_end <= stamp:
+                lease.local, lease.full, lease.headroom = 0, False, 0.0  # units of a past window are void
+            if lease.local > 0:
+                lease.local -= 1
+                return None
+            if lease.full:
+                return lease.window_end - stamp
+            if lease.fetching is None:
+                lease.fetching = asyncio.ensure_future(self._fetch(key, lease, limit))
+            task = lease.fetching
+            lease.waiting += 1
+            try:
+                await asyncio.shield(task)
+            except Exception as exc:  # noqa: BLE001 - the store failing lets requests through
+                warn("grant", exc)
+                return None
+            finally:
+                lease.waiting -= 1
+
+    def give_back(self, key: str, window_end: float) -> None:
+        """A unit taken for a request that turned out bad: the next request here may use it."""
+        lease = self._leases.get(key)
+        if lease is not None and lease.window_end == window_end and window_end > time.time():
+            lease.local += 1
+
+    def prune(self) -> None:
+        """Forget leases whose window ended a while ago (one per caller: many end users add up)."""
+        stale = time.time() - 60
+        for key in [k for k, lease in self._leases.items() if lease.window_end < stale and lease.fetching is None]:
+            del self._leases[key]
+
+    def window_end(self, key: str) -> float:
+        lease = self._leases.get(key)
+        return lease.window_end if lease is not None else 0.0
+
+    async def _fetch(self, key: str, lease: _Lease, limit: int) -> None:
+        try:
+            await asyncio.sleep(0)  # let the requests that arrived together join this grant
+            want = max(lease.waiting, 1)
+            spare = int(lease.headroom - want) // SPREAD if lease.headroom > want else 0
+            async with asyncio.timeout(TIMEOUT):
+                grant = await self._counters.grant(key, want + spare, limit, self._window(time.time()))
+            if grant.window_end != lease.window_end:
+                lease.local = 0
+            lease.window_end = grant.window_end
+            lease.local += grant.granted
+            lease.headroom = max(limit - grant.used, 0.0)
+            lease.full = grant.granted < want + spare
+        finally:
+            lease.fetching = None
+
+
+@dataclass
+class _Meter:
+    window: Callable[[float], Window]
+    shared: float = 0.0  # the shared total when last seen
+    window_end: float = 0.0
+    pending: float = 0.0  # added here, not flushed yet
+    flushing: float = 0.0  # on its way to the shared counter
+    read_at: float = 0.0  # monotonic; 0: never read
+    used_at: float = 0.0  # monotonic: last admission that looked at it
+    loading: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def total(self, now: float) -> float:
+        shared = self.shared if self.window_end > now else 0.0
+        return shared + self.flushing + self.pending
+
+
+class Meters:
+    IDLE = 300.0  # seconds: meters nobody looked at for this long are no longer re-read
+
+    def __init__(self, counters: Counters) -> None:
+        self._counters = counters
+        self._meters: dict[str, _Meter] = {}
+
+    async def total(self, key: str, window: Callable[[float], Window]) -> tuple[float, float]:
+        """(what was used in the current window, when it ends); the first look reads the counter."""
+        meter = self._meters.get(key)
+        if meter is None:
+            meter = self._meters[key] = _Meter(window)
+        meter.used_at = time.monotonic()
+        if meter.read_at == 0.0:
+            if meter.loading is None:
+                meter.loading = asyncio.ensure_future(self._load(key, meter))
+            try:
+                await asyncio.shield(meter.loading)
+            except Exception as exc:  # noqa: BLE001
+                warn("read", exc)
+        stamp = time.time()
+        end = meter.window_end if meter.window_end > stamp else meter.window(stamp).end
+        return meter.total(stamp), end
+
+    def add(self, key: str, amount: float, window: Callable[[float], Window]) -> None:
+        if amount <= 0:
+            return
+        meter = self._meters.get(key)
+        if meter is None:
+            meter = self._meters[key] = _Meter(window)
+        meter.pending += amount
+
+    async def _load(self, key: str, meter: _Meter) -> None:
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                reading = (await self._counters.read([(key, meter.window(time.time()))]))[key]
+            meter.shared, meter.window_end = reading.used, reading.window_end
+        finally:
+            meter.read_at = time.monotonic()  # a failed read is retried by the next sync
+            meter.loading = None
+
+    async def sync(self) -> None:
+        """Flush what was added here; re-read the totals that nothing flushed (other processes' use)."""
+        stamp = time.monotonic()
+        fresh: set[str] = set()
+        for key, meter in list(self._meters.items()):
+            if meter.pending <= 0:
+                continue
+            amount, meter.pending = meter.pending, 0.0
+            meter.flushing += amount
+            try:
+                async with asyncio.timeout(TIMEOUT):
+                    reading = await self._counters.add(key, amount, meter.window(time.time()))
+                meter.shared, meter.window_end, meter.read_at = reading.used, reading.window_end, stamp
+                fresh.add(key)
+            except Exception as exc:  # noqa: BLE001 - kept, and tried again at the next sync
+                meter.pending += amount
+                warn("add", exc)
+            finally:
+                meter.flushing -= amount
+        stale = [
+            (key, m.window(time.time()))
+            for key, m in self._meters.items()
+            if key not in fresh and stamp - m.used_at < self.IDLE and m.loading is None
+        ]
+        for key in [k for k, m in self._meters.items() if stamp - m.used_at >= self.IDLE and m.pending <= 0]:
+            del self._meters[key]  # forgotten; read again if it is ever needed
+        if not stale:
+            return
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                readings = await self._counters.read(stale)
+        except Exception as exc:  # noqa: BLE001
+            warn("read", exc)
+            return
+        for key, reading in readings.items():
+            found = self._meters.get(key)
+            if found is not None:
+                found.shared, found.window_end, found.read_at = reading.used, reading.window_end, stamp

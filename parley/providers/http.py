@@ -1,0 +1,218 @@
+"""The HTTP side every network provider shares: one pooled client per provider, deadlines,
+server-sent events, and dropping the connection when the caller goes away.
+
+One pooled keep-alive aiohttp session per provider. aiohttp rather than httpx here because
+httpcore's connection pool costs O(connections) per request: at 64 concurrent requests it
+took most of a core (measured with bench/gateway.py). The only timeout set on the session is
+``connect``; first byte, idle gaps and the total are enforced by the chat core
+(chat/relay.py), which also covers an upstream that trickles or stays silent.
+
+Each vendor brings two small things: how to read its error bodies (``ErrorFor``) and how to
+turn its events into OpenAI chunks (a ``StreamDecoder``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+import aiohttp
+import orjson
+
+from parley.config import Timeouts
+from parley.errors import ParleyError, UpstreamError, UpstreamTimeout
+from parley.providers.failures import failure, retryable
+
+Body = dict[str, Any]
+# (HTTP status, response body, response headers) -> the error to raise for it.
+ErrorFor = Callable[[int, bytes, Mapping[str, str]], ParleyError]
+
+MAX_LINE = 4 * 1024 * 1024  # an SSE line (one chunk) may be this long
+
+
+class StreamDecoder(Protocol):
+    """A vendor's stream, one server-sent event at a time, as OpenAI chunks."""
+
+    @property
+    def done(self) -> bool:
+        """The vendor said the stream is complete: stop reading."""
+        ...
+
+    def feed(self, event: str, data: bytes) -> Iterable[Body]: ...
+
+    def end(self) -> Iterable[Body]:
+        """What the end of the body still yields (or raises, for a stream cut short)."""
+        ...
+
+
+class UpstreamHTTP:
+    def __init__(
+        self, name: str, timeouts: Timeouts, headers: Mapping[str, str], max_connections: int, error_for: ErrorFor
+    ) -> None:
+        self.name = name
+        self.timeouts = timeouts
+        self.headers = {"content-type": "application/json", **headers}
+        self.max_connections = max_connections
+        self.error_for = error_for
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Made on first use, inside the running event loop that will own it.
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers=self.headers,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeouts.connect),
+                connector=aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=60),
+                read_bufsize=MAX_LINE,
+                max_line_size=MAX_LINE,
+                max_field_size=MAX_LINE,
+                skip_auto_headers=("user-agent",),
+            )
+        return self._session
+
+    async def open(self, url: str, body: Body) -> aiohttp.ClientResponse:
+        """POST ``body``; return the response once its headers say it was accepted."""
+        try:
+            async with asyncio.timeout(self.timeouts.first_byte):
+                response = await self._client().post(url, data=orjson.dumps(body))
+        except TimeoutError as exc:
+            raise retryable(
+                UpstreamTimeout(f"Upstream provider {self.name!r} sent nothing within {self.timeouts.first_byte:g}s")
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise retryable(
+                UpstreamError(f"Upstream provider {self.name!r} is unreachable: {type(exc).__name__}")
+            ) from exc
+        if response.status >= 400:
+            try:
+                text = await response.read()
+            except aiohttp.ClientError:
+                text = b""
+            finally:
+                response.release()
+            raise self.error_for(response.status, text, response.headers)
+        return response
+
+    async def read_json(self, url: str, body: Body) -> Body:
+        response = await self.open(url, body)
+        try:
+            async with asyncio.timeout(self.timeouts.total):
+                raw = await response.read()
+        except TimeoutError as exc:
+            response.close()
+            raise UpstreamTimeout(
+                f"Upstream provider {self.name!r} did not finish within {self.timeouts.total:g}s"
+            ) from exc
+        except aiohttp.ClientError as exc:
+            response.close()
+            raise UpstreamError(f"Upstream provider {self.name!r} dropped the connection") from exc
+        response.release()
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError(f"Upstream provider {self.name!r} sent a body that is not JSON") from exc
+        if not isinstance(data, dict):
+            raise UpstreamError(f"Upstream provider {self.name!r} sent an unexpected body")
+        return data
+
+    async def _events(self, response: aiohttp.ClientResponse) -> AsyncGenerator[tuple[str, bytes], None]:
+        """Server-sent events as (event name or "", data); comments and ids are skipped.
+
+        Lines outside SSE's framing are kept as one event's data too: Gemini sends an error
+        that happens mid-stream as bare JSON lines.
+        """
+        event, data, bare = "", list[bytes](), list[bytes]()
+        try:
+            async for raw in response.content:
+                line = raw.rstrip(b"\r\n")
+                if not line:
+                    if data or bare:
+                        yield event, b"\n".join(data or bare)
+                    event, data, bare = "", [], []
+                elif line.startswith(b"data:"):
+                    value = line[5:]
+                    data.append(value[1:] if value[:1] == b" " else value)
+                elif line.startswith(b"event:"):
+                    event = line[6:].strip().decode("utf-8", "replace")
+                elif not line.startswith((b":", b"id:", b"retry:")):
+                    bare.append(line)
+        except (aiohttp.ClientError, ValueError) as exc:  # ValueError: a line over MAX_LINE
+            raise UpstreamError(f"Upstream provider {self.name!r} dropped the connection mid-stream") from exc
+        if data or bare:  # the body ended without the blank line that closes an event
+            yield event, b"\n".join(data or bare)
+
+    async def stream(self, response: aiohttp.ClientResponse, decoder: StreamDecoder) -> AsyncIterator[Body]:
+        """The decoder's chunks, each yielded as soon as its event has arrived."""
+        finished = False
+        events = self._events(response)
+        try:
+            async for event, data in events:
+                for chunk in decoder.feed(event, data):
+                    yield chunk
+                if decoder.done:
+                    break
+            finished = True  # the vendor said so, or the body ended: what came is all there is
+            for chunk in decoder.end():
+                yield chunk
+        finally:
+            await events.aclose()
+            # Closing (not releasing) an unfinished response drops the connection: the upstream
+            # sees the client go and stops generating.
+            response.release() if finished else response.close()
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def json_event(provider: str, data: bytes) -> Any:
+    """One event's JSON payload; a malformed one is the upstream's fault."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError(f"Upstream provider {provider!r} sent a malformed event") from exc
+
+
+class Translator(Protocol):
+    """A vendor's stream events (parsed JSON), fed one at a time, as OpenAI chunks."""
+
+    done: bool
+
+    def feed(self, event: Body) -> list[Body]: ...
+
+    def end(self) -> list[Body]: ...
+
+
+class JsonEvents:
+    """A ``StreamDecoder`` for vendors whose events are JSON: an event ``error_of`` recognises
+    as an error is raised as the failure it stands for, the rest go to the translator."""
+
+    def __init__(
+        self, provider: str, translator: Translator, error_of: Callable[[str, Any], tuple[int, str] | None]
+    ) -> None:
+        self.provider = provider
+        self.translator = translator
+        self.error_of = error_of
+
+    @property
+    def done(self) -> bool:
+        return self.translator.done
+
+    def feed(self, event: str, data: bytes) -> Iterable[Body]:
+        payload = json_event(self.provider, data)
+        if (err := self.error_of(event, payload)) is not None:
+            raise failure(self.provider, *err)
+        return self.translator.feed(payload) if isinstance(payload, dict) else ()
+
+    def end(self) -> Iterable[Body]:
+        return self.translator.end()
+
+
+def error_text(status: int, text: bytes, message_of: Callable[[Any], str | None]) -> str:
+    """A vendor error body's message, else its first bytes: what the log and caller see."""
+    try:
+        body = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        body = None
+    return message_of(body) or text[:300].decode("utf-8", "replace").strip() or f"HTTP {status}"

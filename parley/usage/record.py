@@ -1,0 +1,91 @@
+"""What one request used and cost: token counts read from OpenAI's usage object, priced per model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from parley.config import Price, Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    prompt: int = 0
+    completion: int = 0
+    cached: int = 0  # of the prompt, served from the provider's cache
+    reasoning: int = 0  # of the completion, spent thinking
+
+    @property
+    def total(self) -> int:
+        return self.prompt + self.completion
+
+
+def _count(value: Any) -> int:
+    # Upstreams send all sorts; a count that is not a positive integer counts as nothing.
+    return value if type(value) is int and value > 0 else 0
+
+
+NO_TOKENS = Tokens()
+
+
+def tokens_of(usage: Any) -> Tokens:
+    """Counts from OpenAI's ``usage`` (``prompt_tokens_details.cached_tokens`` and
+    ``completion_tokens_details.reasoning_tokens`` included)."""
+    if type(usage) is not dict:
+        return NO_TOKENS
+    prompt_details = usage.get("prompt_tokens_details")
+    completion_details = usage.get("completion_tokens_details")
+    return Tokens(
+        _count(usage.get("prompt_tokens")),
+        _count(usage.get("completion_tokens")),
+        _count(prompt_details.get("cached_tokens")) if type(prompt_details) is dict else 0,
+        _count(completion_details.get("reasoning_tokens")) if type(completion_details) is dict else 0,
+    )
+
+
+class Prices:
+    """Each public model's price (``models[].price``); a model without one costs nothing."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._prices: dict[str, Price] = {m.name: m.price for m in settings.models if m.price is not None}
+
+    def cost(self, model: str, tokens: Tokens) -> float:
+        price = self._prices.get(model)
+        if price is None:
+            return 0.0
+        cached = min(tokens.cached, tokens.prompt)
+        cached_price = price.input_per_mtok if price.cached_input_per_mtok is None else price.cached_input_per_mtok
+        micro = (
+            (tokens.prompt - cached) * price.input_per_mtok
+            + cached * cached_price
+            + tokens.completion * price.output_per_mtok
+        )
+        return micro / 1_000_000
+
+
+@dataclass(slots=True)
+class UsageRow:
+    """One row of ``usage_records``, made on the request path and written later in a batch."""
+
+    created_at: float  # epoch seconds (a datetime once written)
+    request_id: str
+    caller_kind: str
+    key_id: str | None
+    project_id: str | None
+    app_id: str | None
+    user_id: str | None
+    dialect: str
+    model: str
+    provider: str | None
+    deployment: str | None
+    upstream_model: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int
+    cost_usd: float
+    latency_ms: float
+    ttft_ms: float | None
+    status: int
+    error_code: str | None
+    streamed: bool

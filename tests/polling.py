@@ -1,0 +1,21 @@
+"""Waiting for a condition in tests: poll it with a generous deadline, never sleep and hope."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T], what: str, seconds: float = 30.0) -> T:
+    """Poll until ``check()`` returns something truthy; its value is returned."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
