@@ -45,6 +45,10 @@ from parley.memory.terms import terms  # noqa: E402
 from parley.providers.local_embeddings import LocalEmbedder  # noqa: E402
 
 MODES = ("dense", "lexical", "hybrid")
+# The public sets live beside the repository (../shared/bench-data), or beside its parent folder
+# when the repository is a worktree one level deeper.
+PLACES = (ROOT.parent / "shared" / "bench-data", ROOT.parents[1] / "shared" / "bench-data")
+DATA = next((p for p in PLACES if p.exists()), PLACES[0])
 CROSS = ("en_to_zh", "zh_to_en", "xling_twin")
 
 
@@ -223,7 +227,7 @@ def report(s: Set, m: dict[str, np.ndarray], shared: np.ndarray) -> dict[str, fl
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "bench-data"))
+    ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--paraphrase", default=str(ROOT / "bench" / "data" / "paraphrase.jsonl"))
     ap.add_argument("--cache", default=None, help="a folder to keep embeddings in between runs")
     args = ap.parse_args()

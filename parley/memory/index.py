@@ -11,7 +11,8 @@ query's mean cosine over the memory is one dot product (scoring.py centers on it
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -31,6 +32,9 @@ class LoadedIndex:
     vectors: np.ndarray | None  # rows L2-normalized; None when the database searches vectors
     vector_sum: np.ndarray | None  # the sum of those rows (SQLite; PostgreSQL asks pgvector)
     _positions: dict[str, int] | None = None
+    # Which rows a content filter allows, by (contents stamp, filter): chat asks with the same
+    # filter every turn, and a JSON filter over 100k contents costs the database ~100 ms.
+    masks: dict[tuple[Any, str], np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.chunk_ids)
@@ -62,7 +66,15 @@ class IndexCache:
         self._entries.pop(memory_id, None)
 
     async def get(self, db: AsyncSession, memory: Memory) -> LoadedIndex:
-        version = await db.scalar(select(Memory.index_version).where(Memory.id == memory.id))
+        return (await self.load(db, memory))[0]
+
+    async def load(self, db: AsyncSession, memory: Memory) -> tuple[LoadedIndex, Any]:
+        """The memory's index, and its contents stamp (``memories.updated_at``: any change to a
+        content's text, status or attributes moves it; see store.touch)."""
+        row = (await db.execute(select(Memory.index_version, Memory.updated_at).where(Memory.id == memory.id))).one()
+        return await self._get(db, memory, row[0]), row[1]
+
+    async def _get(self, db: AsyncSession, memory: Memory, version: int | None) -> LoadedIndex:
         entry = self._entries.get(memory.id)
         if entry is not None and entry.version == version:
             return entry

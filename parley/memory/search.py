@@ -8,12 +8,13 @@ scoring.py): at 0.5 or above, the passage answers the query.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import cast, func, select, text
+from sqlalchemy import cast, func, or_, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.memory import scoring
@@ -26,8 +27,11 @@ from parley.storage.models import Memory, MemoryChunk, MemoryContent, iso
 
 Mode = Literal["dense", "hybrid", "lexical"]
 MODES: tuple[Mode, ...] = ("dense", "hybrid", "lexical")
-PG_DENSE_CANDIDATES = 40  # at least this many nearest chunks from pgvector for hybrid fusion
-PG_LEXICAL_CANDIDATES = 100  # at least this many best lexical chunks whose cosines pgvector adds
+PG_DENSE_CANDIDATES = 20  # at least this many nearest chunks from pgvector for hybrid fusion (two per result)
+# At least this many best lexical chunks whose cosines pgvector adds (three per result asked
+# for otherwise): when lexical evidence decides, the results come from the top of its list.
+PG_LEXICAL_CANDIDATES = 20
+MASKS = 64  # filter masks kept per loaded index
 
 
 @dataclass
@@ -97,10 +101,20 @@ class Searcher:
         return (await self.query_vectors(memory, [query]))[0]
 
     async def _allowed(
-        self, db: AsyncSession, memory: Memory, index: LoadedIndex, content_filter: dict[str, Any] | None
+        self, db: AsyncSession, memory: Memory, index: LoadedIndex, stamp: Any, content_filter: dict[str, Any] | None
     ) -> np.ndarray:
-        """A mask over the index: enabled contents that pass the filter."""
+        """A mask over the index: enabled contents that pass the filter (cached per contents stamp)."""
         conditions = content_conditions(content_filter, "postgresql" if self.postgres else "sqlite")
+        key = (stamp, json.dumps(content_filter, sort_keys=True, default=str))
+        mask = index.masks.get(key)
+        if mask is None:
+            mask = await self._mask(db, memory, index, conditions)
+            if len(index.masks) >= MASKS:
+                index.masks.pop(next(iter(index.masks)))
+            index.masks[key] = mask
+        return mask
+
+    async def _mask(self, db: AsyncSession, memory: Memory, index: LoadedIndex, conditions: list[Any]) -> np.ndarray:
         if conditions:
             async with bounded(db, conditions):
                 ids = await db.scalars(
@@ -109,15 +123,11 @@ class Searcher:
                     )
                 )
                 return index.mask_for(list(ids.all()), keep=True)
-        off = list(
-            (
-                await db.scalars(
-                    select(MemoryContent.id).where(
-                        MemoryContent.memory_id == memory.id, MemoryContent.status != "enabled"
-                    )
-                )
-            ).all()
-        )
+        # "status != enabled" as two ranges, so the (memory_id, status) index finds the few
+        # disabled contents instead of walking every content of the memory.
+        other = or_(MemoryContent.status < "enabled", MemoryContent.status > "enabled")
+        rows = await db.scalars(select(MemoryContent.id).where(MemoryContent.memory_id == memory.id, other))
+        off = list(rows.all())
         if not off:
             return np.ones(len(index), dtype=bool)
         return index.mask_for(off, keep=False)
@@ -129,32 +139,36 @@ class Searcher:
         q: np.ndarray,
         content_filter: dict[str, Any] | None,
         limit: int,
-        only: list[str] | None = None,
+        also: list[str] | None = None,
     ) -> dict[str, float]:
-        """pgvector: nearest chunks (HNSW, filters in the same query, iterative scans), or the
-        cosine of the given chunks."""
+        """pgvector: the ``limit`` nearest chunks (HNSW, filters in the same query, iterative
+        scans), and the cosines of the chunks ``also`` names (already known to pass the filter),
+        in one round trip."""
         dims = len(q)
         distance = cast(MemoryChunk.embedding, Vector(dims)).cosine_distance(q.tolist())
-        query = select(MemoryChunk.id, distance).where(
-            MemoryChunk.memory_id == memory.id, MemoryChunk.active.is_(True), MemoryChunk.dims == dims
-        )
-        if only is not None:  # the caller already knows these pass the filter
-            query = query.where(MemoryChunk.id.in_(only))
-            rows = (await db.execute(query)).all()
-            return {r[0]: 1.0 - float(r[1]) for r in rows}
         conditions = content_conditions(content_filter, "postgresql")
-        query = (
-            query.join(MemoryContent, MemoryContent.id == MemoryChunk.content_id)
-            .where(MemoryContent.status == "enabled", *conditions)
+        searchable = (MemoryChunk.memory_id == memory.id, MemoryChunk.active.is_(True), MemoryChunk.dims == dims)
+        nearest = (
+            select(MemoryChunk.id.label("id"), distance.label("distance"))
+            .join(MemoryContent, MemoryContent.id == MemoryChunk.content_id)
+            .where(*searchable, MemoryContent.status == "enabled", *conditions)
             .order_by(distance)
             .limit(limit)
         )
-        async with db.begin_nested() if db.in_transaction() else db.begin():
-            await db.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-            await db.execute(text("SET LOCAL hnsw.ef_search = 100"))
-            await db.execute(text("SET LOCAL statement_timeout = '10s'"))
-            async with bounded(db, conditions):
-                rows = (await db.execute(query)).all()
+        query: Any = nearest
+        if also:
+            inner = nearest.subquery()
+            given = select(MemoryChunk.id, distance).where(*searchable, MemoryChunk.id.in_(also))
+            query = union_all(select(inner.c.id, inner.c.distance), given)
+        # Settings local to this transaction, in one statement (SET LOCAL would take three).
+        await db.execute(
+            text(
+                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+                " set_config('hnsw.ef_search', '100', true), set_config('statement_timeout', '10s', true)"
+            )
+        )
+        async with bounded(db, conditions):
+            rows = (await db.execute(query)).all()
         return {r[0]: 1.0 - float(r[1]) for r in rows}
 
     async def _pg_mean(self, db: AsyncSession, memory: Memory, q: np.ndarray, version: int | None = None) -> float:
@@ -200,10 +214,10 @@ class Searcher:
             ids = list(found)
             sims = scoring.sigmoid(scoring.dense_logit(profile, np.array([found[i] for i in ids]), mean))
             return await self._best(db, dict(zip(ids, sims.tolist(), strict=True)), limit, min_similarity)
-        index = await self.indexes.get(db, memory)
+        index, stamp = await self.indexes.load(db, memory)
         if not len(index):
             return []
-        mask = await self._allowed(db, memory, index, content_filter)
+        mask = await self._allowed(db, memory, index, stamp, content_filter)
         lexical = await asyncio.to_thread(self._lexical, index, query) if mode != "dense" else None
         if mode == "lexical":
             assert lexical is not None
@@ -248,14 +262,13 @@ class Searcher:
         """Lexical evidence from the in-process index, cosines from pgvector, for the union of
         pgvector's nearest chunks and (when lexical evidence counts) the best lexical ones."""
         profile = self.profile(memory)
-        cos = await self._pg_cosines(db, memory, q, content_filter, max(limit * 4, PG_DENSE_CANDIDATES))
         allowed = np.where(mask, lexical.score, 0.0)
+        also: list[str] = []
         if scoring.gate(float(allowed.max()) if len(allowed) else 0.0) > 0:
-            n = min(max(limit * 10, PG_LEXICAL_CANDIDATES), len(allowed))
+            n = min(max(limit * 3, PG_LEXICAL_CANDIDATES), len(allowed))
             top = np.argpartition(-allowed, n - 1)[:n]  # the n best, unordered: no full sort
-            missing = [index.chunk_ids[i] for i in top if allowed[i] > 0 and index.chunk_ids[i] not in cos]
-            if missing:
-                cos.update(await self._pg_cosines(db, memory, q, None, 0, only=missing))
+            also = [index.chunk_ids[i] for i in top if allowed[i] > 0]
+        cos = await self._pg_cosines(db, memory, q, content_filter, max(limit * 2, PG_DENSE_CANDIDATES), also)
         if not cos:
             return {}
         position = index.positions()

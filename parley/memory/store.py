@@ -148,12 +148,14 @@ async def _put_content(
         content.updated_at = stamp
         created = False
         if not text_changed:
+            await touch(db, memory.id)
             await db.commit()
             return content, created
         content.version += 1
         # Chunks of versions that never became active are superseded: drop them now.
         await db.execute(delete(MemoryChunk).where(MemoryChunk.content_id == content.id, MemoryChunk.active.is_(False)))
     db.add_all(_new_chunks(memory, content))
+    await touch(db, memory.id)
     await db.commit()
     return content, created
 
@@ -177,11 +179,17 @@ async def delete_content(db: AsyncSession, memory: Memory, content_id: str) -> N
         row = await get_content(db, memory, content_id)
     await db.execute(delete(MemoryContent).where(MemoryContent.id == row.id))  # its chunks cascade
     await bump(db, memory.id)
+    await touch(db, memory.id)
     await db.commit()
 
 
 async def bump(db: AsyncSession, memory_id: str) -> None:
     await db.execute(update(Memory).where(Memory.id == memory_id).values(index_version=Memory.index_version + 1))
+
+
+async def touch(db: AsyncSession, memory_id: str) -> None:
+    """A content changed (text, status, attributes): searches recompute their filter masks."""
+    await db.execute(update(Memory).where(Memory.id == memory_id).values(updated_at=now()))
 
 
 async def list_contents(db: AsyncSession, memory: Memory, content_filter: dict[str, Any] | None) -> list[MemoryContent]:
