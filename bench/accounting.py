@@ -29,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
@@ -128,35 +127,51 @@ def _frames(folded: Path) -> tuple[Counter[str], Counter[str], int]:
     return own, incl, total
 
 
+_LOAD = """
+import asyncio, sys
+sys.path.insert(0, sys.argv[1])
+from loadgen import run
+result = asyncio.run(run("127.0.0.1", int(sys.argv[2]), bytes.fromhex(sys.argv[3]), 64, 10**9, float(sys.argv[4])))
+print(len(result.latencies))
+"""
+
+
 def _profile(off_server: Server, on_server: Server, args: argparse.Namespace) -> None:
+    """Both servers under the same load at the same time (each its own load process), so
+    whatever else the machine does weighs on both alike; py-spy samples both."""
     args.profile.mkdir(parents=True, exist_ok=True)
     body = _body(args.stream)
-    per_request: dict[str, tuple[Counter[str], Counter[str]]] = {}
-    for name, (port, pid, key) in (("off", off_server), ("on", on_server)):
+    here = str(Path(__file__).resolve().parent)
+    loads, spies, cpu = {}, {}, {}
+    servers = {"off": off_server, "on": on_server}
+    for name, (port, _, key) in servers.items():
         req = request_bytes("127.0.0.1", port, "/v1/chat/completions", body, {"authorization": f"Bearer {key}"})
         asyncio.run(run("127.0.0.1", port, req, 4, 300, 5))  # warm
-        done: list[Result] = []
-        load = threading.Thread(
-            target=lambda out=done, port=port, req=req: out.append(
-                asyncio.run(run("127.0.0.1", port, req, 64, 10**9, args.seconds + 2))
-            )
-        )
-        load.start()
-        folded = args.profile / f"{name}.txt"
-        # As bench/profile.py: blocking samples of the thread holding the GIL.
-        subprocess.run(
-            [py_spy(), "record", "--pid", str(pid), "--duration", str(int(args.seconds)), "--rate", "200", "--gil",
-             "--format", "raw", "--output", str(folded)],
-            check=True, capture_output=True,
+        cpu[name] = _cpu_seconds(servers[name][1])
+        loads[name] = subprocess.Popen(
+            [sys.executable, "-c", _LOAD, here, str(port), req.hex(), str(args.seconds + 2)],
+            stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
-        load.join()
-        requests = len(done[0].latencies)
-        print(f"\n===== accounting {name}: {'stream' if args.stream else 'whole'} c=64, {args.seconds:g} s, "
-              f"{done[0].rps:.0f} requests/s =====")  # fmt: skip
+    for name, (_, pid, _) in servers.items():
+        # As bench/profile.py: blocking samples of the thread holding the GIL.
+        spies[name] = subprocess.Popen(
+            [py_spy(), "record", "--pid", str(pid), "--duration", str(int(args.seconds + 1)), "--rate", "200",
+             "--gil", "--format", "raw", "--output", str(args.profile / f"{name}.txt")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+    per_request: dict[str, tuple[Counter[str], Counter[str]]] = {}
+    for name, (_, pid, _) in servers.items():
+        requests = int(loads[name].communicate()[0].strip() or 0)
+        spent = _cpu_seconds(pid) - cpu[name]
+        spies[name].wait()
+        folded = args.profile / f"{name}.txt"
+        mode = "stream" if args.stream else "whole"
+        print(f"\n===== accounting {name}: {mode} c=64, {requests / (args.seconds + 2):.0f} requests/s, "
+              f"{spent / max(requests, 1) * 1e6:.0f} us CPU each =====")  # fmt: skip
         summarize(folded, args.top)
-        own, incl, _ = _frames(folded)
-        # Samples of 5 ms over the requests of the load's whole run (it outlasts py-spy by 2 s).
-        scale = 5000.0 * (args.seconds + 2) / args.seconds / max(requests, 1)
+        own, incl, total = _frames(folded)
+        # A function's share of the samples, of the CPU the server spent per request.
+        scale = spent / max(requests, 1) * 1e6 / max(total, 1)
         per_request[name] = (
             Counter({f: n * scale for f, n in own.items()}),
             Counter({f: n * scale for f, n in incl.items()}),
