@@ -55,8 +55,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0, help="duration of each round at concurrency 64")
     ap.add_argument("--rounds", type=int, default=4, help="alternating rounds per mode; the best of each counts")
     ap.add_argument("--only", default="", help="some cases only, e.g. stream:64,whole:64 (default: all four)")
+    ap.add_argument("--together", action="store_true", help="load both servers at the same time (a busy machine)")
     ap.add_argument("--profile", type=Path, help="profile both servers under load instead, stacks kept here")
     ap.add_argument("--stream", action="store_true", help="with --profile: streamed requests")
+    ap.add_argument(
+        "--nonblocking", action="store_true", help="with --profile: py-spy never pauses the servers (less exact stacks)"
+    )
     ap.add_argument("--top", type=int, default=30, help="with --profile: frames listed")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="parley-bench-accounting-"))
@@ -80,6 +84,8 @@ def main() -> None:
         servers = (off.parley_port, off.parley_pid, off.key), (on.parley_port, on.parley_pid, on_key)
         if args.profile is not None:
             _profile(*servers, args)
+        elif args.together:
+            _together(*servers, args)
         else:
             _bench(*servers, args)
 
@@ -131,9 +137,54 @@ _LOAD = """
 import asyncio, sys
 sys.path.insert(0, sys.argv[1])
 from loadgen import run
-result = asyncio.run(run("127.0.0.1", int(sys.argv[2]), bytes.fromhex(sys.argv[3]), 64, 10**9, float(sys.argv[4])))
+conc = int(sys.argv[5]) if len(sys.argv) > 5 else 64
+result = asyncio.run(run("127.0.0.1", int(sys.argv[2]), bytes.fromhex(sys.argv[3]), conc, 10**9, float(sys.argv[4])))
 print(len(result.latencies))
 """
+
+
+def _together(off_server: Server, on_server: Server, args: argparse.Namespace) -> None:
+    """Each round loads both servers at once (each its own load process): whatever else the
+    machine does then weighs on both alike, where alternating rounds would catch it on one.
+    Prints each round's figures and the median ratios on/off."""
+    here = str(Path(__file__).resolve().parent)
+    servers = {"off": off_server, "on": on_server}
+    only = {c.strip() for c in args.only.split(",") if c.strip()} or {"whole:64", "stream:64"}
+    for case in sorted(only, key=lambda c: (c.startswith("stream"), c)):
+        mode, conc = case.split(":")
+        body = _body(mode == "stream")
+        reqs = {}
+        for name, (port, _, key) in servers.items():
+            reqs[name] = request_bytes(
+                "127.0.0.1", port, "/v1/chat/completions", body, {"authorization": f"Bearer {key}"}
+            )
+            asyncio.run(run("127.0.0.1", port, reqs[name], 4, 300, 5))  # warm
+        rps_ratios, cpu_ratios = [], []
+        for i in range(args.rounds):
+            cpu = {name: _cpu_seconds(pid) for name, (_, pid, _) in servers.items()}
+            loads = {
+                name: subprocess.Popen(
+                    [sys.executable, "-c", _LOAD, here, str(port), reqs[name].hex(), str(args.seconds), conc],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )  # fmt: skip
+                for name, (port, _, _) in servers.items()
+            }
+            done = {name: int(p.communicate()[0].strip() or 0) for name, p in loads.items()}
+            per = {
+                name: (_cpu_seconds(pid) - cpu[name]) / max(done[name], 1) * 1e6
+                for name, (_, pid, _) in servers.items()
+            }
+            rps_ratios.append(done["on"] / max(done["off"], 1))
+            cpu_ratios.append(per["on"] / per["off"])
+            off_rps, on_rps = done["off"] / args.seconds, done["on"] / args.seconds
+            print(
+                f"{mode:<8}{conc:>5} round {i + 1}: rps off {off_rps:6.0f} on {on_rps:6.0f} ({rps_ratios[-1]:.2f}) | "
+                f"cpu/req off {per['off']:6.0f}us on {per['on']:6.0f}us ({cpu_ratios[-1]:.2f})",
+                flush=True,
+            )
+        rps_ratio, cpu_ratio = statistics.median(rps_ratios), statistics.median(cpu_ratios)
+        print(f"{mode:<8}{conc:>5} median on/off: rps {rps_ratio:.2f}  cpu/req {cpu_ratio:.2f}", flush=True)
 
 
 def _profile(off_server: Server, on_server: Server, args: argparse.Namespace) -> None:
@@ -156,7 +207,8 @@ def _profile(off_server: Server, on_server: Server, args: argparse.Namespace) ->
         # As bench/profile.py: blocking samples of the thread holding the GIL.
         spies[name] = subprocess.Popen(
             [py_spy(), "record", "--pid", str(pid), "--duration", str(int(args.seconds + 1)), "--rate", "200",
-             "--gil", "--format", "raw", "--output", str(args.profile / f"{name}.txt")],
+             "--gil", *(["--nonblocking"] if args.nonblocking else []), "--format", "raw",
+             "--output", str(args.profile / f"{name}.txt")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
     per_request: dict[str, tuple[Counter[str], Counter[str]]] = {}
