@@ -1,6 +1,7 @@
 """What usage records, limits and metrics cost: Parley with them on vs. off, same run.
 
     python bench/accounting.py [--requests 3000] [--seconds 8] [--rounds 3]
+    python bench/accounting.py --profile DIR [--stream] [--seconds 10]
 
 Starts two stacks from bench/stack.py (each: the instant upstream and `parley serve`, one
 worker, SQLite): one with usage recording and metrics off and an unlimited key, one with
@@ -9,7 +10,13 @@ to refuse, so every request goes through the whole admission and accounting). Th
 whole and streamed requests at concurrency 1 and 64, measures both in alternating rounds and
 prints p50 latency and throughput of each and the ratio on/off (best round of each), and the
 CPU time each server process spent per request (from /proc: steadier than throughput on a
-busy machine) and its ratio.
+busy machine) and its ratio; then the median over the rounds of each round's on/off ratio of
+throughput and of CPU per request (the two runs of a round are close in time, so this is the
+figure a machine busy with other work moves least).
+
+With ``--profile DIR`` it instead drives each server in turn at concurrency 64 while py-spy
+samples it, keeps both folded-stack files in DIR (off.txt, on.txt) and prints the top frames
+of each (see bench/profile.py), to show where the difference goes.
 """
 
 from __future__ import annotations
@@ -18,13 +25,17 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from profile import label, py_spy, summarize  # noqa: E402
+
 from loadgen import Result, request_bytes, run  # noqa: E402
 from stack import running  # noqa: E402
 
@@ -43,6 +54,14 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=3000, help="requests per round at concurrency 1")
     ap.add_argument("--seconds", type=float, default=8.0, help="duration of each round at concurrency 64")
     ap.add_argument("--rounds", type=int, default=4, help="alternating rounds per mode; the best of each counts")
+    ap.add_argument("--only", default="", help="some cases only, e.g. stream:64,whole:64 (default: all four)")
+    ap.add_argument("--together", action="store_true", help="load both servers at the same time (a busy machine)")
+    ap.add_argument("--profile", type=Path, help="profile both servers under load instead, stacks kept here")
+    ap.add_argument("--stream", action="store_true", help="with --profile: streamed requests")
+    ap.add_argument(
+        "--nonblocking", action="store_true", help="with --profile: py-spy never pauses the servers (less exact stacks)"
+    )
+    ap.add_argument("--top", type=int, default=30, help="with --profile: frames listed")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="parley-bench-accounting-"))
     saved = dict(os.environ)
@@ -62,7 +81,13 @@ def main() -> None:
         on_key = _limited_key(on_db)
         os.environ.clear()
         os.environ.update(saved)
-        _bench((off.parley_port, off.parley_pid, off.key), (on.parley_port, on.parley_pid, on_key), args)
+        servers = (off.parley_port, off.parley_pid, off.key), (on.parley_port, on.parley_pid, on_key)
+        if args.profile is not None:
+            _profile(*servers, args)
+        elif args.together:
+            _together(*servers, args)
+        else:
+            _bench(*servers, args)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -81,24 +106,153 @@ def _measure(port: int, pid: int, req: bytes, conc: int, n: int, secs: float) ->
 Server = tuple[int, int, str]  # port, pid, key
 
 
+def _body(stream: bool) -> bytes:
+    return json.dumps(
+        {
+            "model": "gpt-4o-mini",
+            "stream": stream,
+            "messages": [{"role": "user", "content": "Say hello in one short sentence."}],
+        }
+    ).encode()
+
+
+def _frames(folded: Path) -> tuple[Counter[str], Counter[str], int]:
+    """Samples per function: on CPU itself, on the stack at all; and the total."""
+    own: Counter[str] = Counter()
+    incl: Counter[str] = Counter()
+    total = 0
+    for line in folded.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack:
+            continue
+        frames = [label(f) for f in stack.split(";")]
+        total += int(n)
+        own[frames[-1]] += int(n)
+        for f in set(frames):
+            incl[f] += int(n)
+    return own, incl, total
+
+
+_LOAD = """
+import asyncio, sys
+sys.path.insert(0, sys.argv[1])
+from loadgen import run
+conc = int(sys.argv[5]) if len(sys.argv) > 5 else 64
+result = asyncio.run(run("127.0.0.1", int(sys.argv[2]), bytes.fromhex(sys.argv[3]), conc, 10**9, float(sys.argv[4])))
+print(len(result.latencies))
+"""
+
+
+def _together(off_server: Server, on_server: Server, args: argparse.Namespace) -> None:
+    """Each round loads both servers at once (each its own load process): whatever else the
+    machine does then weighs on both alike, where alternating rounds would catch it on one.
+    Prints each round's figures and the median ratios on/off."""
+    here = str(Path(__file__).resolve().parent)
+    servers = {"off": off_server, "on": on_server}
+    only = {c.strip() for c in args.only.split(",") if c.strip()} or {"whole:64", "stream:64"}
+    for case in sorted(only, key=lambda c: (c.startswith("stream"), c)):
+        mode, conc = case.split(":")
+        body = _body(mode == "stream")
+        reqs = {}
+        for name, (port, _, key) in servers.items():
+            reqs[name] = request_bytes(
+                "127.0.0.1", port, "/v1/chat/completions", body, {"authorization": f"Bearer {key}"}
+            )
+            asyncio.run(run("127.0.0.1", port, reqs[name], 4, 300, 5))  # warm
+        rps_ratios, cpu_ratios = [], []
+        for i in range(args.rounds):
+            cpu = {name: _cpu_seconds(pid) for name, (_, pid, _) in servers.items()}
+            loads = {
+                name: subprocess.Popen(
+                    [sys.executable, "-c", _LOAD, here, str(port), reqs[name].hex(), str(args.seconds), conc],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )  # fmt: skip
+                for name, (port, _, _) in servers.items()
+            }
+            done = {name: int(p.communicate()[0].strip() or 0) for name, p in loads.items()}
+            per = {
+                name: (_cpu_seconds(pid) - cpu[name]) / max(done[name], 1) * 1e6
+                for name, (_, pid, _) in servers.items()
+            }
+            rps_ratios.append(done["on"] / max(done["off"], 1))
+            cpu_ratios.append(per["on"] / per["off"])
+            off_rps, on_rps = done["off"] / args.seconds, done["on"] / args.seconds
+            print(
+                f"{mode:<8}{conc:>5} round {i + 1}: rps off {off_rps:6.0f} on {on_rps:6.0f} ({rps_ratios[-1]:.2f}) | "
+                f"cpu/req off {per['off']:6.0f}us on {per['on']:6.0f}us ({cpu_ratios[-1]:.2f})",
+                flush=True,
+            )
+        rps_ratio, cpu_ratio = statistics.median(rps_ratios), statistics.median(cpu_ratios)
+        print(f"{mode:<8}{conc:>5} median on/off: rps {rps_ratio:.2f}  cpu/req {cpu_ratio:.2f}", flush=True)
+
+
+def _profile(off_server: Server, on_server: Server, args: argparse.Namespace) -> None:
+    """Both servers under the same load at the same time (each its own load process), so
+    whatever else the machine does weighs on both alike; py-spy samples both."""
+    args.profile.mkdir(parents=True, exist_ok=True)
+    body = _body(args.stream)
+    here = str(Path(__file__).resolve().parent)
+    loads, spies, cpu = {}, {}, {}
+    servers = {"off": off_server, "on": on_server}
+    for name, (port, _, key) in servers.items():
+        req = request_bytes("127.0.0.1", port, "/v1/chat/completions", body, {"authorization": f"Bearer {key}"})
+        asyncio.run(run("127.0.0.1", port, req, 4, 300, 5))  # warm
+        cpu[name] = _cpu_seconds(servers[name][1])
+        loads[name] = subprocess.Popen(
+            [sys.executable, "-c", _LOAD, here, str(port), req.hex(), str(args.seconds + 2)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+    for name, (_, pid, _) in servers.items():
+        # As bench/profile.py: blocking samples of the thread holding the GIL.
+        spies[name] = subprocess.Popen(
+            [py_spy(), "record", "--pid", str(pid), "--duration", str(int(args.seconds + 1)), "--rate", "200",
+             "--gil", *(["--nonblocking"] if args.nonblocking else []), "--format", "raw",
+             "--output", str(args.profile / f"{name}.txt")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+    per_request: dict[str, tuple[Counter[str], Counter[str]]] = {}
+    for name, (_, pid, _) in servers.items():
+        requests = int(loads[name].communicate()[0].strip() or 0)
+        spent = _cpu_seconds(pid) - cpu[name]
+        spies[name].wait()
+        folded = args.profile / f"{name}.txt"
+        mode = "stream" if args.stream else "whole"
+        print(f"\n===== accounting {name}: {mode} c=64, {requests / (args.seconds + 2):.0f} requests/s, "
+              f"{spent / max(requests, 1) * 1e6:.0f} us CPU each =====")  # fmt: skip
+        summarize(folded, args.top)
+        own, incl, total = _frames(folded)
+        # A function's share of the samples, of the CPU the server spent per request.
+        scale = spent / max(requests, 1) * 1e6 / max(total, 1)
+        per_request[name] = (
+            Counter({f: n * scale for f, n in own.items()}),
+            Counter({f: n * scale for f, n in incl.items()}),
+        )
+    for i, kind in enumerate(("self", "inclusive")):
+        on, off = per_request["on"][i], per_request["off"][i]
+        diff = sorted(((on[f] - off[f], f) for f in set(on) | set(off)), reverse=True)
+        print(f"\nµs of CPU per request, {kind}: what accounting on adds (top {args.top})")
+        for d, f in diff[: args.top]:
+            print(f"  {d:+7.1f}  (off {off[f]:6.1f}, on {on[f]:6.1f})  {f}")
+
+
 def _bench(off_server: Server, on_server: Server, args: argparse.Namespace) -> None:
     print(
         f"{'mode':<8}{'conc':>5} | {'off p50':>9}{'on p50':>9}{'added':>8} | "
-        f"{'off rps':>9}{'on rps':>9}{'on/off':>8} | {'off cpu/req':>11}{'on cpu/req':>11}{'on/off':>8}"
+        f"{'off rps':>9}{'on rps':>9}{'on/off':>8} | {'off cpu/req':>11}{'on cpu/req':>11}{'on/off':>8} | "
+        f"{'median on/off: rps':>18}{'cpu':>6}"
     )
+    only = {c.strip() for c in args.only.split(",") if c.strip()}
     (off_port, off_pid, off_key), (on_port, on_pid, on_key) = off_server, on_server
     for stream in (False, True):
-        body = json.dumps(
-            {
-                "model": "gpt-4o-mini",
-                "stream": stream,
-                "messages": [{"role": "user", "content": "Say hello in one short sentence."}],
-            }
-        ).encode()
+        body = _body(stream)
         path = "/v1/chat/completions"
         off_req = request_bytes("127.0.0.1", off_port, path, body, {"authorization": f"Bearer {off_key}"})
         on_req = request_bytes("127.0.0.1", on_port, path, body, {"authorization": f"Bearer {on_key}"})
         for conc in (1, 64):
+            mode = "stream" if stream else "whole"
+            if only and f"{mode}:{conc}" not in only:
+                continue
             n, secs = (args.requests, 120.0) if conc == 1 else (10**9, args.seconds)
             for port, req in ((off_port, off_req), (on_port, on_req)):  # warm both
                 asyncio.run(run("127.0.0.1", port, req, 4, 300, 5))
@@ -115,11 +269,14 @@ def _bench(off_server: Server, on_server: Server, args: argparse.Namespace) -> N
                 print(f"  errors: {errors}")
             off, off_cpu = max(offs, key=lambda m: m[0].rps)[0], min(c for _, c in offs)
             on, on_cpu = max(ons, key=lambda m: m[0].rps)[0], min(c for _, c in ons)
-            mode = "stream" if stream else "whole"
+            # Each round's two runs are close in time: the median of their ratios is the figure
+            # least moved by a machine whose load changes under the benchmark.
+            rps_ratio = statistics.median(a[0].rps / max(b[0].rps, 1e-9) for a, b in zip(ons, offs, strict=True))
+            cpu_ratio = statistics.median(a[1] / max(b[1], 1e-9) for a, b in zip(ons, offs, strict=True))
             print(
                 f"{mode:<8}{conc:>5} | {off.p50:>7.2f}ms{on.p50:>7.2f}ms{on.p50 - off.p50:>6.2f}ms | "
                 f"{off.rps:>9.0f}{on.rps:>9.0f}{on.rps / off.rps:>8.2f} | "
-                f"{off_cpu:>9.0f}us{on_cpu:>9.0f}us{on_cpu / off_cpu:>8.2f}",
+                f"{off_cpu:>9.0f}us{on_cpu:>9.0f}us{on_cpu / off_cpu:>8.2f} | {rps_ratio:>18.2f}{cpu_ratio:>6.2f}",
                 flush=True,
             )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
+from collections.abc import Awaitable
 
 from fastapi import APIRouter, Request
 from sqlalchemy import func, select
@@ -60,11 +61,13 @@ class HttpMetrics:
         started = time.perf_counter()
         status = 500
 
-        async def watched(message: Message) -> None:
+        # A plain function that hands back the inner send's awaitable: every message of a
+        # stream passes here, and an ``async def`` would add a coroutine per message.
+        def watched(message: Message) -> Awaitable[None]:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, watched)

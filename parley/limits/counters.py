@@ -20,9 +20,9 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy import Table, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -89,7 +89,11 @@ class Counters(Protocol):
     async def aclose(self) -> None: ...
 
 
-_q = QuotaCounter.__table__.c
+# Core statements on the tables, not ORM ones: an ORM UPDATE/DELETE first works out which
+# objects of the session it touches (a SELECT or an evaluation), for nothing here.
+_quota = cast(Table, QuotaCounter.__table__)
+_slots = cast(Table, StreamSlot.__table__)
+_q = _quota.c
 
 
 class DatabaseCounters:
@@ -103,7 +107,7 @@ class DatabaseCounters:
         dialect = db.bind.dialect.name if db.bind is not None else "sqlite"
         insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
         await db.execute(
-            insert(QuotaCounter).values(key=key, window_start=0.0, used=0.0, granted=0.0).on_conflict_do_nothing()
+            insert(_quota).values(key=key, window_start=0.0, used=0.0, granted=0.0).on_conflict_do_nothing()
         )
         if len(self._known) >= 100_000:
             self._known.clear()  # bounded: a forgotten key costs one more no-op insert
@@ -114,7 +118,7 @@ class DatabaseCounters:
         base = case((expired, 0.0), else_=_q.used)
         give = case((base + n <= limit, float(n)), else_=limit - base)
         statement = (
-            update(QuotaCounter)
+            update(_quota)
             .where(_q.key == key, or_(expired, _q.used < limit))
             .values(used=base + give, granted=give, window_start=case((expired, window.start), else_=_q.window_start))
             .returning(_q.used, _q.granted, _q.window_start)
@@ -132,7 +136,7 @@ class DatabaseCounters:
     async def add(self, key: str, amount: float, window: Window) -> Reading:
         expired = _q.window_start < window.expired_before
         statement = (
-            update(QuotaCounter)
+            update(_quota)
             .where(_q.key == key)
             .values(
                 used=case((expired, 0.0), else_=_q.used) + amount,
@@ -164,8 +168,8 @@ class DatabaseCounters:
             await self._ensure(db, key)
             # The counter row is the lock: acquirers of one key queue here (a row lock on
             # PostgreSQL, the one writer on SQLite), so counting and then adding is atomic.
-            await db.execute(update(QuotaCounter).where(_q.key == key).values(granted=_q.granted))
-            await db.execute(delete(StreamSlot).where(StreamSlot.key == key, StreamSlot.expires_at < stamp))
+            await db.execute(update(_quota).where(_q.key == key).values(granted=_q.granted))
+            await db.execute(delete(_slots).where(_slots.c.key == key, _slots.c.expires_at < stamp))
             held = await db.scalar(select(func.count()).select_from(StreamSlot).where(StreamSlot.key == key))
             if (held or 0) >= limit:
                 await db.commit()
@@ -176,7 +180,7 @@ class DatabaseCounters:
 
     async def release_slot(self, key: str, slot: str) -> None:
         async with self._sessions() as db:
-            await db.execute(delete(StreamSlot).where(StreamSlot.id == slot))
+            await db.execute(delete(_slots).where(_slots.c.id == slot))
             await db.commit()
 
     async def aclose(self) -> None:

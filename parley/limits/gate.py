@@ -95,24 +95,43 @@ class Gate:
         self.meters = Meters(counters)
         self._releasing: set[asyncio.Task[None]] = set()
         self._resolved: dict[tuple[tuple[str, str], ...], tuple[float, list[Scope]]] = {}
+        self._refreshing: dict[tuple[tuple[str, str], ...], asyncio.Task[list[Scope]]] = {}
 
     async def scopes(self, caller: Caller) -> list[Scope]:
-        """The caller's scopes that have limits (resolved ones are kept as long as the book's)."""
+        """The caller's scopes that have limits. Resolved ones are kept; once older than the
+        book's time to live they still answer while a background task reads them again, so no
+        request waits for the database for a caller already seen (a change still reaches the
+        server within about ``auth_cache_ttl`` seconds)."""
         subjects = tuple(caller.scopes)
         if not subjects:
             return []
         hit = self._resolved.get(subjects)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
+        if hit is None:
+            return await self._resolve(subjects, fresh=False)
+        if hit[0] <= time.monotonic() and subjects not in self._refreshing:
+            task = asyncio.ensure_future(self._resolve(subjects, fresh=True))
+            self._refreshing[subjects] = task
+            task.add_done_callback(functools.partial(self._refreshed, subjects))
+        return hit[1]
+
+    async def _resolve(self, subjects: tuple[tuple[str, str], ...], fresh: bool) -> list[Scope]:
         # An end user's limits are the integration's defaults for each of its users.
         keys = [(scope, subject.split("/", 1)[0] if scope == "user" else subject) for scope, subject in subjects]
-        found = await self.book.lookup(keys)
+        found = await (self.book.reload(keys) if fresh else self.book.lookup(keys))
         resolved = [Scope(s, subject, lim) for (s, subject), lim in zip(subjects, found, strict=True) if not lim.empty]
         if self.book.ttl > 0:
             if len(self._resolved) >= 10_000:
                 self._resolved.clear()  # bounded, whatever callers come
             self._resolved[subjects] = (time.monotonic() + self.book.ttl, resolved)
         return resolved
+
+    def _refreshed(self, subjects: tuple[tuple[str, str], ...], task: asyncio.Task[list[Scope]]) -> None:
+        self._refreshing.pop(subjects, None)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            warn("limits", exc, "the limits last read stand until a read succeeds")
+            hit = self._resolved.get(subjects)
+            if hit is not None:  # tried again a time to live later, not by every request
+                self._resolved[subjects] = (time.monotonic() + self.book.ttl, hit[1])
 
     async def admit(self, caller: Caller, streamed: bool, stream_ttl: float) -> Admission:
         scopes = await self.scopes(caller)
@@ -201,6 +220,8 @@ class Gate:
                 warn("release", exc)
 
     async def drain(self) -> None:
-        """Wait for slot releases under way (at shutdown)."""
+        """Wait for slot releases under way (at shutdown); stop limit refreshes."""
+        for task in list(self._refreshing.values()):
+            task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._releasing, return_exceptions=True)

@@ -36,11 +36,11 @@ class _Warn:
     def __init__(self) -> None:
         self._last = 0.0
 
-    def __call__(self, what: str, exc: BaseException) -> None:
+    def __call__(self, what: str, exc: BaseException, effect: str = "letting requests through") -> None:
         stamp = time.monotonic()
         if stamp - self._last > 10:
             self._last = stamp
-            log.warning(f"limit counters unavailable ({what}): letting requests through", exc_info=exc)
+            log.warning(f"limit counters unavailable ({what}): {effect}", exc_info=exc)
 
 
 warn = _Warn()
@@ -53,7 +53,14 @@ class _Lease:
     full: bool = False  # the shared counter is at its limit until window_end
     headroom: float = 0.0  # the limit minus the shared count, as of the last grant
     waiting: int = 0
+    last_grant: int = 0  # units the last grant gave
     fetching: asyncio.Task[None] | None = None
+
+
+def _seen(task: asyncio.Task[None]) -> None:
+    """A grant nobody waits for: its failure is logged here (the next request asks again)."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        warn("grant", exc)
 
 
 class Leases:
@@ -73,6 +80,12 @@ class Leases:
                 lease.local, lease.full, lease.headroom = 0, False, 0.0  # units of a past window are void
             if lease.local > 0:
                 lease.local -= 1
+                if lease.local * 4 < lease.last_grant and lease.fetching is None and lease.headroom > SPREAD:
+                    # Far from the limit: the next lease is fetched before this one runs out,
+                    # so no request waits for the shared counter. (Near it there is no spare
+                    # and each request waits for its own unit: the count stays exact.)
+                    lease.fetching = asyncio.ensure_future(self._fetch(key, lease, limit))
+                    lease.fetching.add_done_callback(_seen)
                 return None
             if lease.full:
                 return lease.window_end - stamp
@@ -115,6 +128,7 @@ class Leases:
                 lease.local = 0
             lease.window_end = grant.window_end
             lease.local += grant.granted
+            lease.last_grant = grant.granted
             lease.headroom = max(limit - grant.used, 0.0)
             lease.full = grant.granted < want + spare
         finally:

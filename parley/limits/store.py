@@ -137,6 +137,11 @@ class LimitBook:
             out = [hit if hit is not None else loaded[k] for k, hit in zip(keys, out, strict=True)]
         return [x if x is not None else NONE for x in out]
 
+    async def reload(self, keys: list[tuple[str, str]]) -> list[Limits]:
+        """Read from the database whatever the cache holds (and cache what was read)."""
+        loaded = await self._load(keys)
+        return [loaded.get(k, NONE) for k in keys]
+
     async def _load(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Limits]:
         # One query for a burst of requests from the same subjects: later ones wait for it.
         waiting = {k: self._loading[k] for k in keys if k in self._loading}

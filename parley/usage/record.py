@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from parley.config import Price, Settings
 
@@ -63,9 +63,9 @@ class Prices:
         return micro / 1_000_000
 
 
-@dataclass(slots=True)
-class UsageRow:
-    """One row of ``usage_records``, made on the request path and written later in a batch."""
+class UsageRow(NamedTuple):
+    """One row of ``usage_records``, made on the request path and written later in a batch
+    (a tuple: cheap to make, and what the database driver takes as it is)."""
 
     created_at: float  # epoch seconds (a datetime once written)
     request_id: str

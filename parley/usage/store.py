@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import ColumnElement, Table, and_, case, delete, func, select
+from sqlalchemy import ColumnElement, Dialect, Table, and_, case, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.errors import BadRequest
@@ -14,7 +15,7 @@ from parley.usage.record import UsageRow
 
 Grouping = Literal["key", "project", "integration", "user", "model", "day"]
 GROUPINGS: tuple[str, ...] = ("key", "project", "integration", "user", "model", "day")
-_COLUMNS = tuple(UsageRow.__slots__)
+_COLUMNS = UsageRow._fields
 FIELDS: dict[str, tuple[str, ...]] = {
     "key": ("key_id",),
     "project": ("project_id",),
@@ -30,13 +31,42 @@ NOT_AN_ERROR = "client_disconnected"
 
 _TABLE = cast(Table, UsageRecord.__table__)
 
+# Per dialect: the INSERT as the driver takes it, and how a row becomes its parameters.
+_plans: dict[str, tuple[str, Callable[[UsageRow], tuple[Any, ...]]]] = {}
+
+
+def _plan(dialect: Dialect) -> tuple[str, Callable[[UsageRow], tuple[Any, ...]]]:
+    plan = _plans.get(dialect.name)
+    if plan is None:
+        compiled = _TABLE.insert().inline().compile(dialect=dialect, column_keys=list(_COLUMNS))
+        order = [_COLUMNS.index(name) for name in compiled.positiontup or ()]
+        assert len(order) == len(_COLUMNS), "the usage INSERT names every column of a row"
+        # The column types' own conversions for this database (a datetime as SQLite's text…).
+        convert = [
+            (i, proc)
+            for i, name in enumerate(compiled.positiontup or ())
+            if (proc := _TABLE.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        ]
+        at = order.index(_COLUMNS.index("created_at"))  # epoch seconds in a row: a datetime here
+
+        def params(row: UsageRow) -> tuple[Any, ...]:
+            values: list[Any] = [row[i] for i in order]
+            values[at] = datetime.fromtimestamp(values[at], UTC)
+            for i, proc in convert:
+                values[i] = proc(values[i])
+            return tuple(values)
+
+        plan = _plans[dialect.name] = (str(compiled), params)
+    return plan
+
 
 async def insert_rows(db: AsyncSession, rows: list[UsageRow]) -> None:
-    values = [{c: getattr(r, c) for c in _COLUMNS} for r in rows]
-    for v in values:
-        v["created_at"] = datetime.fromtimestamp(v["created_at"], UTC)
-    # A Core insert of the table: a batch costs a third of what the ORM's bulk insert does.
-    await db.execute(_TABLE.insert(), values)
+    """One executemany of the whole batch, straight to the driver: SQLAlchemy's per-row work
+    for a Core insert (parameter dicts, compiled parameters, multi-row VALUES) cost more than
+    the rest of a request's accounting together."""
+    conn = await db.connection()
+    sql, params = _plan(conn.dialect)
+    await conn.exec_driver_sql(sql, [params(r) for r in rows])
     await db.commit()
 
 

@@ -1,0 +1,173 @@
+"""The request path of a caller that is not over a limit waits for no shared store: requests per
+minute are spent from a local lease refilled before it runs out, and limits already read keep
+answering while they are read again in the background. Near a limit the count stays exact."""
+
+from __future__ import annotations
+
+import asyncio
+import types
+from collections.abc import Awaitable, Generator
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+from parley.caller import Caller
+from parley.limits import store
+from parley.limits.counters import Grant, Reading, Window, minute
+from parley.limits.gate import Gate
+from parley.limits.quota import Leases
+from parley.storage.models import Base
+
+T = TypeVar("T")
+
+
+class SharedCounter:
+    """The shared counters' contract, in memory, counting what is asked of it."""
+
+    def __init__(self) -> None:
+        self.used: dict[str, float] = {}
+        self.grants = 0
+
+    async def grant(self, key: str, n: int, limit: int, window: Window) -> Grant:
+        self.grants += 1
+        used = self.used.get(key, 0.0)
+        give = max(0, min(n, int(limit - used)))
+        self.used[key] = used + give
+        return Grant(give, used + give, window.end)
+
+    async def add(self, key: str, amount: float, window: Window) -> Reading:
+        self.used[key] = self.used.get(key, 0.0) + amount
+        return Reading(self.used[key], window.end)
+
+    async def read(self, items: list[tuple[str, Window]]) -> dict[str, Reading]:
+        return {key: Reading(self.used.get(key, 0.0), window.end) for key, window in items}
+
+    async def acquire_slot(self, key: str, limit: int, ttl: float) -> str | None:
+        return "slot"
+
+    async def release_slot(self, key: str, slot: str) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+
+@types.coroutine
+def waits(awaitable: Awaitable[T]) -> Generator[Any, Any, tuple[T, bool]]:
+    """Await ``awaitable``, telling whether it had to wait (gave the event loop a turn)."""
+    coro = awaitable.__await__()
+    waited, sent = False, None
+    while True:
+        try:
+            pending = coro.send(sent)
+        except StopIteration as done:
+            return done.value, waited
+        waited = True
+        sent = yield pending
+
+
+async def test_far_from_the_limit_no_request_waits_for_the_shared_counter():
+    counter = SharedCounter()
+    leases = Leases(counter, minute)
+    waited = 0
+    for i in range(100_000):
+        refused, waited_now = await waits(leases.take("key:k:rpm", 1_000_000))
+        assert refused is None
+        waited += waited_now
+        if i % 100 == 0:
+            await asyncio.sleep(0)  # the event loop turns between requests, as it does serving them
+    # Only the first two requests wait (nothing leased yet, then a first lease sized to the
+    # headroom); every later lease arrives before the last one runs out.
+    assert waited == 2
+    assert counter.grants > 3  # the leases were refilled, not granted in one go
+    assert counter.used["key:k:rpm"] <= 1_000_000
+
+
+async def test_two_processes_near_the_limit_admit_exactly_the_limit():
+    counter = SharedCounter()
+    processes = [Leases(counter, minute), Leases(counter, minute)]
+    admitted = 0
+    refused = [False, False]
+    i = 0
+    while not all(refused):
+        p = i % 2
+        i += 1
+        if refused[p]:
+            continue
+        wait = await processes[p].take("key:k:rpm", 1000)
+        if wait is None:
+            admitted += 1
+        else:
+            refused[p] = True
+    assert admitted == 1000
+    assert counter.used["key:k:rpm"] == 1000
+
+
+class Switch:
+    """Sessions that can be made to fail, as a database that went away."""
+
+    def __init__(self, sessions: async_sessionmaker[Any]) -> None:
+        self.sessions = sessions
+        self.down = False
+        self.opened = 0
+
+    def __call__(self) -> Any:
+        self.opened += 1
+        if self.down:
+            raise ConnectionError("the database is unreachable")
+        return self.sessions()
+
+
+async def test_limits_already_read_answer_at_once_and_are_read_again_in_the_background(tmp_path):
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'limits.db'}")
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    async with sessions() as db:
+        await store.set_limits(db, "key", "k1", rpm=5)
+    switch = Switch(sessions)
+    gate = Gate(store.LimitBook(switch, 0.05), SharedCounter())  # type: ignore[arg-type]
+    caller = Caller(kind="gateway", request_id="r", dialect="openai", key_id="k1")
+    try:
+        first, waited = await waits(gate.scopes(caller))
+        assert waited and [s.limits.rpm for s in first] == [5]  # the first look reads the database
+
+        # The database goes away: past the time to live, the limits read last still answer,
+        # at once, while the background read fails.
+        switch.down = True
+        opened = switch.opened
+        await _poll(lambda: switch.opened > opened, lambda: gate.scopes(caller))
+        again, waited = await waits(gate.scopes(caller))
+        assert not waited and [s.limits.rpm for s in again] == [5]
+
+        # It is back and the limit changed: a later request sees the change, none waited for it.
+        async with sessions() as db:
+            await store.set_limits(db, "key", "k1", rpm=7)
+        switch.down = False
+
+        async def seen() -> list[int | None]:
+            scopes, waited = await waits(gate.scopes(caller))
+            assert not waited
+            return [s.limits.rpm for s in scopes]
+
+        await _poll_value(seen, [7])
+    finally:
+        await gate.drain()
+        await engine.dispose()
+
+
+async def _poll(done: Any, step: Any, deadline: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while not done():
+        assert loop.time() < end, "the condition did not come true"
+        await step()
+        await asyncio.sleep(0.01)
+
+
+async def _poll_value(read: Any, expected: Any, deadline: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while (value := await read()) != expected:
+        assert loop.time() < end, f"still {value!r}, not {expected!r}"
+        await asyncio.sleep(0.01)
