@@ -188,6 +188,14 @@ async def _events(rec: Recorder, model: str, blocks: list[dict[str, Any]]) -> As
         rec.stream_ends.append(end)
 
 
+async def _split(events: AsyncIterator[bytes], size: int) -> AsyncIterator[bytes]:
+    """The same stream with CRLF line ends, sent in small pieces that cut lines and events."""
+    data = b"".join([e async for e in events]).replace(b"\n", b"\r\n")
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+        await asyncio.sleep(0.001)  # apart, so most pieces reach the client in reads of their own
+
+
 def build(rec: Recorder) -> Starlette:
     async def messages(request: Request) -> Response:
         body = orjson.loads(await request.body())
@@ -209,8 +217,9 @@ def build(rec: Recorder) -> Starlette:
         blocks = _blocks(model, body)
         if not body.get("stream"):
             return Response(orjson.dumps(_message(model, blocks)), media_type="application/json")
+        events = _events(rec, model, blocks)
         return StreamingResponse(
-            _events(rec, model, blocks),
+            _split(events, 7) if model == "claude-split" else events,
             media_type="text/event-stream; charset=utf-8",
             headers={"cache-control": "no-cache", "request-id": "req_01"},
         )

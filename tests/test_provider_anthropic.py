@@ -33,6 +33,7 @@ MODELS = [
     "claude-midstream",
     "claude-hang",
     "claude-endless",
+    "claude-split",
 ]
 TOOLS = [
     {
@@ -161,6 +162,14 @@ def test_raw_stream_is_openai_shaped(claude: Stack) -> None:
     # Each text_delta became its own chunk, as it arrived.
     assert [d["content"] for d in deltas(chunks)[1:] if d.get("content")] == ["echo:", " Hi t", "here"]
     assert finish_reasons(chunks) == ["stop"]
+
+
+def test_stream_split_anywhere_with_crlf_line_ends_reads_the_same(claude: Stack) -> None:
+    _, whole = claude.stream_events({"model": "claude-text", "messages": user("Hi there")})
+    r, split = claude.stream_events({"model": "claude-split", "messages": user("Hi there")})
+    assert r.status_code == 200 and split[-1] == "[DONE]"
+    assert deltas(split) == deltas(whole) and finish_reasons(split) == ["stop"]
+    assert [c["id"] for c in split[:-1]] == [c["id"] for c in whole[:-1]]
 
 
 def test_temperature_above_anthropics_range_is_capped(claude: Stack) -> None:
