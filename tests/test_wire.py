@@ -121,3 +121,21 @@ def test_percent_encoded_data_url() -> None:
 def test_a_whole_answer_without_a_vendor_id_gets_one() -> None:
     out = gemini.from_response({"candidates": [{"content": {"parts": [{"text": "a"}]}, "finishReason": "STOP"}]}, "m")
     assert out["id"].startswith("chatcmpl-") and len(out["id"]) > len("chatcmpl-")
+
+
+def test_anthropic_stream_usage_rides_on_the_finish_chunk() -> None:
+    t = anthropic.StreamTranslator()
+    t.feed({"type": "message_start", "message": {"id": "msg_1", "model": "m", "usage": {"input_tokens": 3}}})
+    t.feed({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+    t.feed({"type": "content_block_stop", "index": 0})
+    (finish,) = t.feed({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 5}})
+    assert finish["choices"][0]["finish_reason"] == "stop"
+    assert (finish["usage"]["prompt_tokens"], finish["usage"]["completion_tokens"]) == (3, 5)
+    assert t.feed({"type": "message_stop"}) == [] and t.done  # nothing new to say
+    # usage that changes after the finish (no known upstream does) still gets its own chunk
+    t = anthropic.StreamTranslator()
+    t.feed({"type": "message_start", "message": {"id": "msg_1", "model": "m", "usage": {"input_tokens": 3}}})
+    t.feed({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 5}})
+    t.feed({"type": "message_delta", "delta": {}, "usage": {"output_tokens": 6}})
+    (late,) = t.end()
+    assert late["choices"] == [] and late["usage"]["completion_tokens"] == 6
