@@ -1,7 +1,7 @@
 """Anthropic's Messages API as a provider: ``{base_url}/v1/messages``.
 
 The translation is wire/anthropic.py's; the HTTP side providers/http.py's, but for reading the
-stream's events (here, a buffered read at a time); what a failure becomes, providers/failures.py's.
+stream's events (providers/buffered.py); what a failure becomes, providers/failures.py's.
 """
 
 from __future__ import annotations
@@ -9,15 +9,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import aiohttp
-
 from parley.config import ProviderConfig, Timeouts
-from parley.errors import ParleyError, UpstreamError
+from parley.errors import ParleyError
+from parley.providers import buffered
 from parley.providers.base import Body, Provider
 from parley.providers.failures import failure, retry_after
-from parley.providers.http import MAX_LINE, JsonEvents, UpstreamHTTP, error_text
+from parley.providers.http import JsonEvents, UpstreamHTTP, error_text
 from parley.wire import anthropic as wire
-from parley.wire.sse import EventParser
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 
@@ -49,39 +47,8 @@ class AnthropicProvider(Provider):
 
     async def stream(self, body: Body) -> AsyncIterator[Body]:
         response = await self.http.open(self.url, {**wire.to_request(body), "stream": True})
-        return self._chunks(response)
-
-    async def _chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[Body]:
-        """The stream's OpenAI chunks, each yielded as soon as its event has arrived.
-
-        Each read takes all the bytes the connection has buffered and parses the events in
-        them in one pass (wire/sse.py): Anthropic's events are three lines each, and reading
-        them line by line cost more than translating them.
-        """
         decoder = JsonEvents(self.name, wire.StreamTranslator(), _stream_error)
-        parser = EventParser(MAX_LINE)
-        finished = False
-        try:
-            while not decoder.done:
-                try:
-                    data = await response.content.readany()
-                    events = parser.feed(data) if data else parser.end()
-                except (aiohttp.ClientError, ValueError) as exc:  # ValueError: an event over MAX_LINE
-                    raise UpstreamError(f"Upstream provider {self.name!r} dropped the connection mid-stream") from exc
-                for event, payload in events:
-                    for chunk in decoder.feed(event, payload):
-                        yield chunk
-                    if decoder.done:
-                        break
-                if not data:
-                    break
-            finished = True  # Anthropic said so, or the body ended: what came is all there is
-            for chunk in decoder.end():
-                yield chunk
-        finally:
-            # Closing (not releasing) an unfinished response drops the connection: the upstream
-            # sees the client go and stops generating.
-            response.release() if finished else response.close()
+        return buffered.stream(self.name, response, decoder)
 
     async def aclose(self) -> None:
         await self.http.aclose()
