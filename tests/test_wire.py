@@ -139,3 +139,25 @@ def test_anthropic_stream_usage_rides_on_the_finish_chunk() -> None:
     t.feed({"type": "message_delta", "delta": {}, "usage": {"output_tokens": 6}})
     (late,) = t.end()
     assert late["choices"] == [] and late["usage"]["completion_tokens"] == 6
+
+
+def test_gemini_stream_usage_rides_on_the_finish_chunk() -> None:
+    def part(text: str, finish: str | None = None, prompt: int = 4, out: int = 1) -> dict:
+        candidate: dict = {"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}
+        if finish:
+            candidate["finishReason"] = finish
+        meta = {"promptTokenCount": prompt, "candidatesTokenCount": out, "totalTokenCount": prompt + out}
+        return {"candidates": [candidate], "usageMetadata": meta, "responseId": "r1"}
+
+    t = gemini.StreamTranslator("m")
+    t.feed(part("Hel"))
+    *_, finish = t.feed(part("lo", "STOP", out=2))
+    assert finish["choices"][0]["finish_reason"] == "stop"
+    assert (finish["usage"]["prompt_tokens"], finish["usage"]["completion_tokens"]) == (4, 2)
+    assert t.end() == [] and t.done  # nothing new to say
+    # usage that comes after the finish still gets its own chunk
+    t = gemini.StreamTranslator("m")
+    t.feed(part("Hi", "STOP", out=1))
+    t.feed(part("", out=3))
+    (late,) = t.end()
+    assert late["choices"] == [] and late["usage"]["completion_tokens"] == 3
