@@ -1,6 +1,6 @@
-"""The Anthropic dialect's event stream, byte for byte: the frames it writes from templates are
-exactly what serialising each event whole gives, and events coalesced into one write keep
-their order."""
+"""The Anthropic and Gemini dialects' event streams, byte for byte: the frames they write from
+templates are exactly what serialising each event whole gives, and events coalesced into one
+write keep their order."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import orjson
 from parley.chat.assemble import MessageBuilder
 from parley.chat.turn import Reply
 from parley.dialects.anthropic import StreamEncoder, sse
+from parley.dialects.gemini import StreamEncoder as GeminiEncoder
+from parley.dialects.gemini import _sse as gemini_sse
 from parley.errors import UpstreamError
 from parley.wire.sse import EventParser
 
@@ -95,3 +97,14 @@ def test_message_start_comes_before_an_error_or_the_end_when_no_chunk_came() -> 
     enc = StreamEncoder("m")
     enc.opening([])
     assert [n for n, _ in frames(enc.closing(reply()))] == ["message_start", "message_delta", "message_stop"]
+
+
+def test_gemini_stream_frames_are_what_serialising_each_chunk_gives() -> None:
+    enc = GeminiEncoder('model "x"')
+    for delta, parts in [
+        ({"content": TEXTS[0]}, [{"text": TEXTS[0]}]),
+        ({"reasoning_content": TEXTS[2]}, [{"text": TEXTS[2], "thought": True}]),
+        ({"reasoning": TEXTS[1], "content": TEXTS[3]}, [{"text": TEXTS[1], "thought": True}, {"text": TEXTS[3]}]),
+    ]:
+        assert enc.chunk(chunk(**delta), MessageBuilder()) == gemini_sse(enc._chunk(parts))
+    assert enc.chunk(chunk(role="assistant", content=""), MessageBuilder()) is None
