@@ -172,6 +172,9 @@ async def _events(rec: Recorder, model: str, blocks: list[dict[str, Any]]) -> As
                 for piece in _pieces(block["text"], 5):
                     delta = {"type": "text_delta", "text": piece}
                     yield _sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+                if model == "claude-drop":
+                    end["reason"] = "dropped"
+                    raise ConnectionResetError("the double drops the connection on purpose")
                 if model == "claude-midstream":
                     error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
                     yield _sse("error", error)

@@ -34,6 +34,7 @@ MODELS = [
     "claude-hang",
     "claude-endless",
     "claude-split",
+    "claude-drop",
 ]
 TOOLS = [
     {
@@ -543,6 +544,16 @@ def test_error_event_mid_stream_ends_the_stream_with_an_error_event(claude: Stac
             "code": "upstream_overloaded",
         }
     }
+    assert "[DONE]" not in events
+
+
+def test_connection_dropped_mid_stream_ends_the_stream_with_an_error_event(claude: Stack) -> None:
+    r, events = claude.stream_events({"model": "claude-drop", "messages": user("x")})
+    assert r.status_code == 200
+    assert text_of(events) == "echo: x"
+    error = events[-1]["error"]
+    assert error["message"] == "Upstream provider 'claude' dropped the connection mid-stream"
+    assert (error["type"], error["code"]) == ("upstream_error", "upstream_error")
     assert "[DONE]" not in events
 
 
