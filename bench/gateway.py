@@ -252,14 +252,18 @@ def vendor_paths(stack: Stack) -> dict[str, tuple[int, str, bytes, dict[str, str
     }  # fmt: skip
 
 
-def check_streams(paths: dict[str, tuple[int, str, bytes, dict[str, str], list[int], str]]) -> None:
+def check_streams(paths: dict[str, tuple[int, str, bytes, dict[str, str], list[int], str]]) -> dict[str, int]:
     """A stream that ends in an error event is still a 200 to the load generator: make sure each
-    path streams the whole answer before timing it."""
+    path streams the whole answer before timing it. Returns each path's number of SSE events:
+    the dialects frame the same answer in different numbers of events."""
+    events = {}
     for name, (port, path, data, headers, _, _) in paths.items():
         got = httpx.post(f"http://127.0.0.1:{port}{path}", content=data, headers=headers, timeout=30)
         text = got.text
         if got.status_code != 200 or "w7" not in text or '"error"' in text:
             raise SystemExit(f"{name}: {got.status_code} {text[:500]}")
+        events[name] = sum(1 for block in text.replace("\r\n", "\n").split("\n\n") if block.strip())
+    return events
 
 
 def vendors(stack: Stack, args: argparse.Namespace) -> None:
@@ -267,7 +271,7 @@ def vendors(stack: Stack, args: argparse.Namespace) -> None:
     measured in the same run: Anthropic egress (an OpenAI client, an Anthropic upstream) and
     Anthropic ingress (an Anthropic client, an OpenAI upstream)."""
     paths = vendor_paths(stack)
-    check_streams(paths)
+    events = check_streams(paths)
     for port, path, data, headers, pids, _ in paths.values():  # warm: pools, lazy imports
         hit(args, port, path, data, headers, 64, 1, pids)
     runs: dict[int, list[dict[str, Stats]]] = {1: [], 64: []}
@@ -278,6 +282,7 @@ def vendors(stack: Stack, args: argparse.Namespace) -> None:
         f"\nstreamed (10 chunks) in each dialect, median of {args.repeat} (the multiples: median of each run's own, "
         "paths measured in turn within a run)"
     )
+    print("SSE events per stream: " + ", ".join(f"{name} {n}" for name, n in events.items()))
     print(
         f"{'path':<18}{'conc':>4} | {'p50':>9}{'p99':>9}{'req/s':>7} | {'added p50':>9} | {'parley CPU/req':>14} | "
         f"{'vs OpenAI→OpenAI: added p50':>27}{'CPU':>7}"

@@ -172,6 +172,9 @@ async def _events(rec: Recorder, model: str, blocks: list[dict[str, Any]]) -> As
                 for piece in _pieces(block["text"], 5):
                     delta = {"type": "text_delta", "text": piece}
                     yield _sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+                if model == "claude-drop":
+                    end["reason"] = "dropped"
+                    raise ConnectionResetError("the double drops the connection on purpose")
                 if model == "claude-midstream":
                     error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
                     yield _sse("error", error)
@@ -186,6 +189,14 @@ async def _events(rec: Recorder, model: str, blocks: list[dict[str, Any]]) -> As
         raise
     finally:
         rec.stream_ends.append(end)
+
+
+async def _split(events: AsyncIterator[bytes], size: int) -> AsyncIterator[bytes]:
+    """The same stream with CRLF line ends, sent in small pieces that cut lines and events."""
+    data = b"".join([e async for e in events]).replace(b"\n", b"\r\n")
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+        await asyncio.sleep(0.001)  # apart, so most pieces reach the client in reads of their own
 
 
 def build(rec: Recorder) -> Starlette:
@@ -209,8 +220,9 @@ def build(rec: Recorder) -> Starlette:
         blocks = _blocks(model, body)
         if not body.get("stream"):
             return Response(orjson.dumps(_message(model, blocks)), media_type="application/json")
+        events = _events(rec, model, blocks)
         return StreamingResponse(
-            _events(rec, model, blocks),
+            _split(events, 7) if model == "claude-split" else events,
             media_type="text/event-stream; charset=utf-8",
             headers={"cache-control": "no-cache", "request-id": "req_01"},
         )

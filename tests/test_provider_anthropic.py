@@ -33,6 +33,8 @@ MODELS = [
     "claude-midstream",
     "claude-hang",
     "claude-endless",
+    "claude-split",
+    "claude-drop",
 ]
 TOOLS = [
     {
@@ -161,6 +163,14 @@ def test_raw_stream_is_openai_shaped(claude: Stack) -> None:
     # Each text_delta became its own chunk, as it arrived.
     assert [d["content"] for d in deltas(chunks)[1:] if d.get("content")] == ["echo:", " Hi t", "here"]
     assert finish_reasons(chunks) == ["stop"]
+
+
+def test_stream_split_anywhere_with_crlf_line_ends_reads_the_same(claude: Stack) -> None:
+    _, whole = claude.stream_events({"model": "claude-text", "messages": user("Hi there")})
+    r, split = claude.stream_events({"model": "claude-split", "messages": user("Hi there")})
+    assert r.status_code == 200 and split[-1] == "[DONE]"
+    assert deltas(split) == deltas(whole) and finish_reasons(split) == ["stop"]
+    assert [c["id"] for c in split[:-1]] == [c["id"] for c in whole[:-1]]
 
 
 def test_temperature_above_anthropics_range_is_capped(claude: Stack) -> None:
@@ -534,6 +544,16 @@ def test_error_event_mid_stream_ends_the_stream_with_an_error_event(claude: Stac
             "code": "upstream_overloaded",
         }
     }
+    assert "[DONE]" not in events
+
+
+def test_connection_dropped_mid_stream_ends_the_stream_with_an_error_event(claude: Stack) -> None:
+    r, events = claude.stream_events({"model": "claude-drop", "messages": user("x")})
+    assert r.status_code == 200
+    assert text_of(events) == "echo: x"
+    error = events[-1]["error"]
+    assert error["message"] == "Upstream provider 'claude' dropped the connection mid-stream"
+    assert (error["type"], error["code"]) == ("upstream_error", "upstream_error")
     assert "[DONE]" not in events
 
 

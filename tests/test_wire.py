@@ -121,3 +121,43 @@ def test_percent_encoded_data_url() -> None:
 def test_a_whole_answer_without_a_vendor_id_gets_one() -> None:
     out = gemini.from_response({"candidates": [{"content": {"parts": [{"text": "a"}]}, "finishReason": "STOP"}]}, "m")
     assert out["id"].startswith("chatcmpl-") and len(out["id"]) > len("chatcmpl-")
+
+
+def test_anthropic_stream_usage_rides_on_the_finish_chunk() -> None:
+    t = anthropic.StreamTranslator()
+    t.feed({"type": "message_start", "message": {"id": "msg_1", "model": "m", "usage": {"input_tokens": 3}}})
+    t.feed({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+    t.feed({"type": "content_block_stop", "index": 0})
+    (finish,) = t.feed({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 5}})
+    assert finish["choices"][0]["finish_reason"] == "stop"
+    assert (finish["usage"]["prompt_tokens"], finish["usage"]["completion_tokens"]) == (3, 5)
+    assert t.feed({"type": "message_stop"}) == [] and t.done  # nothing new to say
+    # usage that changes after the finish (no known upstream does) still gets its own chunk
+    t = anthropic.StreamTranslator()
+    t.feed({"type": "message_start", "message": {"id": "msg_1", "model": "m", "usage": {"input_tokens": 3}}})
+    t.feed({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 5}})
+    t.feed({"type": "message_delta", "delta": {}, "usage": {"output_tokens": 6}})
+    (late,) = t.end()
+    assert late["choices"] == [] and late["usage"]["completion_tokens"] == 6
+
+
+def test_gemini_stream_usage_rides_on_the_finish_chunk() -> None:
+    def part(text: str, finish: str | None = None, prompt: int = 4, out: int = 1) -> dict:
+        candidate: dict = {"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}
+        if finish:
+            candidate["finishReason"] = finish
+        meta = {"promptTokenCount": prompt, "candidatesTokenCount": out, "totalTokenCount": prompt + out}
+        return {"candidates": [candidate], "usageMetadata": meta, "responseId": "r1"}
+
+    t = gemini.StreamTranslator("m")
+    t.feed(part("Hel"))
+    *_, finish = t.feed(part("lo", "STOP", out=2))
+    assert finish["choices"][0]["finish_reason"] == "stop"
+    assert (finish["usage"]["prompt_tokens"], finish["usage"]["completion_tokens"]) == (4, 2)
+    assert t.end() == [] and t.done  # nothing new to say
+    # usage that comes after the finish still gets its own chunk
+    t = gemini.StreamTranslator("m")
+    t.feed(part("Hi", "STOP", out=1))
+    t.feed(part("", out=3))
+    (late,) = t.end()
+    assert late["choices"] == [] and late["usage"]["completion_tokens"] == 3

@@ -312,19 +312,34 @@ def sse(name: str, data: Body) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
+# The frames a stream repeats, as the bytes ``sse`` makes of them (orjson: compact, keys in
+# order), so a text or thinking delta costs one string's encoding: ``_DELTA`` + index + kind +
+# the JSON string + ``_END``.
+_DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+_TEXT = b',"delta":{"type":"text_delta","text":'
+_THINKING = b',"delta":{"type":"thinking_delta","thinking":'
+_END = b"}}\n\n"
+_MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+
+
 class StreamEncoder:
     """OpenAI chunks → Anthropic's event stream, one content block open at a time.
 
     Tool calls stream live while they come one after another, as every upstream sends them;
     if an upstream interleaves the arguments of parallel calls, the calls after the open one
     are held and sent whole, in order, when the open one ends.
+
+    ``message_start`` goes out with the upstream's first chunk (with its events, in one write)
+    rather than alone before it; the events at the end go out in one write too.
     """
 
     def __init__(self, model: str) -> None:
         self.headers: dict[str, str] = {}
         self.model = model
         self.message_id = new_message_id()
+        self._pending = b""  # message_start, until the first write
         self._index = -1  # the open block's index, -1 before the first
+        self._delta_head = b""  # _DELTA and the open block's index
         self._open: str | None = None  # "text" | "thinking" | "tool" | None (closed)
         self._open_call: int | None = None  # the OpenAI index of the open tool call
         self._open_args = False  # the open tool call has had arguments
@@ -347,24 +362,29 @@ class StreamEncoder:
             "stop_sequence": None,
             "usage": {"input_tokens": 0, "output_tokens": 0},
         }
-        return [sse("message_start", {"type": "message_start", "message": start})]
+        self._pending = sse("message_start", {"type": "message_start", "message": start})
+        return []
 
     def chunk(self, chunk: Body, builder: MessageBuilder) -> bytes | None:
-        out: list[bytes] = []
+        out = [self._pending]
+        self._pending = b""
         for choice in chunk.get("choices") or ():
             if choice.get("index", 0) != 0:
                 continue
-            delta = choice.get("delta") or {}
+            delta = choice.get("delta")
+            if not delta:
+                continue
             if thought := delta.get("reasoning_content") or delta.get("reasoning"):
-                out += self._text_block("thinking", {"type": "thinking_delta", "thinking": thought})
+                self._text_block("thinking", _THINKING, thought, out)
             if text := delta.get("content"):
-                out += self._text_block("text", {"type": "text_delta", "text": text})
+                self._text_block("text", _TEXT, text, out)
             for part in delta.get("tool_calls") or ():
                 out += self._tool_part(part)
         return b"".join(out) or None
 
     def closing(self, reply: Reply) -> list[bytes]:
-        out = self._close() + self._flush_held()
+        out = [self._pending, *self._close(), *self._flush_held()]
+        self._pending = b""
         out.append(
             sse(
                 "message_delta",
@@ -375,11 +395,13 @@ class StreamEncoder:
                 },
             )
         )
-        out.append(sse("message_stop", {"type": "message_stop"}))
-        return out
+        out.append(_MESSAGE_STOP)
+        return [b"".join(out)]
 
     def error(self, exc: ParleyError) -> bytes:
-        return sse("error", error_body(exc))
+        out = self._pending + sse("error", error_body(exc))
+        self._pending = b""
+        return out
 
     # blocks
 
@@ -393,6 +415,7 @@ class StreamEncoder:
     def _start(self, kind: str, block: Body) -> list[bytes]:
         out = self._close()
         self._index += 1
+        self._delta_head = _DELTA + str(self._index).encode()
         self._open = kind
         out.append(
             sse("content_block_start", {"type": "content_block_start", "index": self._index, "content_block": block})
@@ -402,18 +425,18 @@ class StreamEncoder:
     def _delta(self, delta: Body) -> bytes:
         return sse("content_block_delta", {"type": "content_block_delta", "index": self._index, "delta": delta})
 
-    def _text_block(self, kind: str, delta: Body) -> list[bytes]:
-        out: list[bytes] = []
+    def _text_block(self, kind: str, field: bytes, text: Any, out: list[bytes]) -> None:
+        """A text or thinking delta into ``out``, opening its block first if another is open."""
         if self._open != kind:
-            out += self._flush_held() if self._open == "tool" else []
+            if self._open == "tool":
+                out += self._flush_held()
             block = (
                 {"type": "text", "text": ""}
                 if kind == "text"
                 else {"type": "thinking", "thinking": "", "signature": ""}
             )
             out += self._start(kind, block)
-        out.append(self._delta(delta))
-        return out
+        out.append(self._delta_head + field + orjson.dumps(text) + _END)
 
     def _tool_part(self, part: Body) -> list[bytes]:
         index = int(part.get("index", 0))

@@ -289,6 +289,16 @@ class StreamEncoder:
         self.headers: dict[str, str] = {}
         self.model = model
         self.response_id = secrets.token_urlsafe(16)
+        # A text chunk's frame around its parts, as ``_sse(self._chunk(parts))`` writes it
+        # (orjson: compact, keys in order): a chunk then costs its texts' encoding alone.
+        self._head = b'data: {"candidates":[{"content":{"role":"model","parts":['
+        self._tail = (
+            b']},"index":0}],"modelVersion":'
+            + orjson.dumps(model)
+            + b',"responseId":'
+            + orjson.dumps(self.response_id)
+            + b"}\r\n\r\n"
+        )
 
     def reply(self, reply: Reply) -> Body:
         return response_body(reply, self.response_id)
@@ -304,16 +314,18 @@ class StreamEncoder:
         }
 
     def chunk(self, chunk: Body, builder: MessageBuilder) -> bytes | None:
-        parts: list[Body] = []
+        parts: list[bytes] = []  # each {"text": …} part, serialised
         for choice in chunk.get("choices") or ():
             if choice.get("index", 0) != 0:
                 continue
-            delta = choice.get("delta") or {}
+            delta = choice.get("delta")
+            if not delta:
+                continue
             if thought := delta.get("reasoning_content") or delta.get("reasoning"):
-                parts.append({"text": thought, "thought": True})
+                parts.append(b'{"text":' + orjson.dumps(thought) + b',"thought":true}')
             if text := delta.get("content"):
-                parts.append({"text": text})
-        return _sse(self._chunk(parts)) if parts else None
+                parts.append(b'{"text":' + orjson.dumps(text) + b"}")
+        return self._head + b",".join(parts) + self._tail if parts else None
 
     def closing(self, reply: Reply) -> list[bytes]:
         last = self._chunk(

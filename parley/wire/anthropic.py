@@ -318,6 +318,7 @@ class StreamTranslator:
         self.finished = False
         self._tool_index: dict[int, int] = {}
         self._thinking: dict[int, Body] = {}
+        self._usage_sent: Body | None = None  # the usage the finish chunk carried
 
     def feed(self, event: Body) -> list[Body]:
         kind = event.get("type")
@@ -340,12 +341,21 @@ class StreamTranslator:
             reason = finish_reason((event.get("delta") or {}).get("stop_reason"))
             if reason:
                 self.finished = True
-                return [self.chunks.delta({}, reason)]
+                # The usage so far rides on the finish chunk (the chat core takes usage from
+                # any chunk): one chunk fewer to relay than a usage chunk of its own.
+                chunk = self.chunks.delta({}, reason)
+                chunk["usage"] = openai_usage(self.usage)
+                self._usage_sent = dict(self.usage)
+                return [chunk]
             return []
         if kind == "message_stop":
             self.done = True
-            return [self.chunks.usage(openai_usage(self.usage))]
+            return self._usage_left()
         return []  # ping, and event types newer than this code
+
+    def _usage_left(self) -> list[Body]:
+        """A usage chunk, unless the finish chunk already carried this usage."""
+        return [] if self.usage == self._usage_sent else [self.chunks.usage(openai_usage(self.usage))]
 
     def _start(self, index: int, block: Body) -> list[Body]:
         kind = block.get("type")
@@ -386,7 +396,7 @@ class StreamTranslator:
     def end(self) -> list[Body]:
         if not self.finished:
             raise UpstreamError("The model provider ended the stream before the message was complete")
-        return [] if self.done else [self.chunks.usage(openai_usage(self.usage))]
+        return [] if self.done else self._usage_left()
 
 
 # ---------------------------------------------------------------- errors

@@ -310,8 +310,8 @@ class StreamTranslator:
     """Gemini's streamed ``GenerateContentResponse`` chunks, fed one at a time, as OpenAI chunks.
 
     Gemini sends each function call whole, so a call's first (and only) delta carries its
-    index, id, name and all of its arguments. Usage comes on every chunk, the last one final;
-    the usage chunk goes out when the stream ends.
+    index, id, name and all of its arguments. Usage comes on every chunk, the last one final:
+    the finish chunk carries it, and a usage chunk follows at the end only if it changed.
     """
 
     def __init__(self, model: str) -> None:
@@ -321,6 +321,7 @@ class StreamTranslator:
         self.finished = False
         self._started = False
         self._calls = 0
+        self._usage_sent: Body | None = None  # the usage the finish chunk carried
 
     def feed(self, data: Body) -> list[Body]:
         out: list[Body] = []
@@ -343,14 +344,19 @@ class StreamTranslator:
         reason = "content_filter" if _blocked(data) else finish_reason(candidate.get("finishReason"), self._calls > 0)
         if reason and not self.finished:
             self.finished = True
-            out.append(self.chunks.delta({}, reason))
+            # The usage so far rides on the finish chunk (the chat core takes usage from any
+            # chunk): the end needs no usage chunk of its own unless the usage changes after.
+            finish = self.chunks.delta({}, reason)
+            finish["usage"] = openai_usage(self.usage)
+            self._usage_sent = self.usage
+            out.append(finish)
         return out
 
     def end(self) -> list[Body]:
         if not self.finished:
             raise UpstreamError("The model provider ended the stream before the answer was complete")
         self.done = True
-        return [self.chunks.usage(openai_usage(self.usage))]
+        return [] if self.usage == self._usage_sent else [self.chunks.usage(openai_usage(self.usage))]
 
 
 # ---------------------------------------------------------------- errors and embeddings
