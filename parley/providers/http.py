@@ -29,6 +29,10 @@ Body = dict[str, Any]
 ErrorFor = Callable[[int, bytes, Mapping[str, str]], ParleyError]
 
 MAX_LINE = 4 * 1024 * 1024  # an SSE line (one chunk) may be this long
+# Idle pooled connections are dropped after this many seconds: below the idle timeouts servers
+# commonly close them at (uvicorn's and Node's 5 s), so a connection the upstream has closed is
+# rarely picked. When one still is (the close crossing the request), see ``UpstreamHTTP.open``.
+KEEPALIVE = 4.0
 
 
 class StreamDecoder(Protocol):
@@ -63,7 +67,7 @@ class UpstreamHTTP:
             self._session = aiohttp.ClientSession(
                 headers=self.headers,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeouts.connect),
-                connector=aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=60),
+                connector=aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=KEEPALIVE),
                 read_bufsize=MAX_LINE,
                 max_line_size=MAX_LINE,
                 max_field_size=MAX_LINE,
@@ -73,9 +77,17 @@ class UpstreamHTTP:
 
     async def open(self, url: str, body: Body) -> aiohttp.ClientResponse:
         """POST ``body``; return the response once its headers say it was accepted."""
+        data = orjson.dumps(body)
         try:
             async with asyncio.timeout(self.timeouts.first_byte):
-                response = await self._client().post(url, data=orjson.dumps(body))
+                try:
+                    response = await self._client().post(url, data=data)
+                except aiohttp.ClientConnectorError:
+                    raise  # no connection at all: the deployment's failure (routing retries it)
+                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                    # The connection closed before any answer: most likely a pooled one the
+                    # upstream closed while idle, as the request went out. Once more, on a new one.
+                    response = await self._client().post(url, data=data)
         except TimeoutError as exc:
             raise retryable(
                 UpstreamTimeout(f"Upstream provider {self.name!r} sent nothing within {self.timeouts.first_byte:g}s")
