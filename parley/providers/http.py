@@ -193,26 +193,38 @@ class _SSEParser:
     """Bytes as they arrive in, complete events out (what is left of a line waits for more)."""
 
     def __init__(self) -> None:
-        self.partial = b""
+        self.partial: list[bytes] = []  # the start of a line whose end has not come yet
+        self.partial_size = 0
         self.event = ""
         self.data: list[bytes] = []
         self.bare: list[bytes] = []
 
     def feed(self, block: bytes) -> list[tuple[str, bytes]]:
-        lines = (self.partial + block).split(b"\n") if self.partial else block.split(b"\n")
-        self.partial = lines.pop()
-        if len(self.partial) > MAX_LINE:
-            raise ValueError("line too long")
+        if b"\n" not in block:
+            self._hold(block)
+            return []
+        if self.partial:  # (joined once its end has come: a long line costs no quadratic copying)
+            block = b"".join(self.partial) + block
+            self.partial, self.partial_size = [], 0
+        lines = block.split(b"\n")
+        if rest := lines.pop():
+            self._hold(rest)
         out: list[tuple[str, bytes]] = []
         for raw in lines:
             self._line(raw.rstrip(b"\r"), out)
         return out
 
+    def _hold(self, part: bytes) -> None:
+        self.partial_size += len(part)
+        if self.partial_size > MAX_LINE:
+            raise ValueError("line too long")
+        self.partial.append(part)
+
     def end(self) -> list[tuple[str, bytes]]:
         out: list[tuple[str, bytes]] = []
         if self.partial:
-            self._line(self.partial.rstrip(b"\r"), out)
-            self.partial = b""
+            self._line(b"".join(self.partial).rstrip(b"\r"), out)
+            self.partial, self.partial_size = [], 0
         if self.data or self.bare:
             out.append((self.event, b"\n".join(self.data or self.bare)))
         return out
