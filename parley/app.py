@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     docs.install(app)
     app.include_router(v1.router)
+    app.router.routes.insert(0, v1.chat_route)  # served without FastAPI's dependencies (see v1.py)
     app.include_router(responses_api.router)
     app.include_router(anthropic.router)
     app.include_router(gemini.router)

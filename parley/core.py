@@ -39,4 +39,10 @@ def get_core(request: Request) -> Core:
     return core
 
 
-CoreDep = Annotated[Core, Depends(get_core)]
+async def _core_dependency(request: Request) -> Core:
+    # A coroutine on purpose: FastAPI runs a plain function dependency in its thread pool,
+    # a thread hand-off (and a wake-up of a pool thread) on every request.
+    return get_core(request)
+
+
+CoreDep = Annotated[Core, Depends(_core_dependency)]

@@ -110,16 +110,16 @@ class TokenVerifier:
         self._cache: TTLCache[tuple[str | None, str | None, Integration]] = TTLCache(ttl)
 
     async def integration(self, app_id: str) -> tuple[str | None, str | None, Integration] | None:
-        hit = self._cache.get(app_id)
-        if hit is not None:
-            return hit
+        # The shared cache's loader: concurrent misses share one lookup, and an integration in
+        # use is looked up again in the background before it expires (parley/auth/cache.py).
+        return await self._cache.get_or_load(app_id, lambda: self._lookup(app_id))
+
+    async def _lookup(self, app_id: str) -> tuple[str | None, str | None, Integration] | None:
         async with self._sessions() as db:
             row = await db.get(Integration, app_id)
         if row is None:
             return None
-        entry = (*secrets_of(self._key, row), row)
-        self._cache.put(app_id, entry)
-        return entry
+        return (*secrets_of(self._key, row), row)
 
     async def verify(self, authorization: str | None) -> tuple[v8_tokens.V8Identity, Integration]:
         is_admin, payload = v8_tokens.parse(authorization)

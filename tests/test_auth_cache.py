@@ -23,17 +23,22 @@ from parley.auth.cache import TTLCache
 from tests import conftest
 from tests.conftest import Parley, cli, cli_json
 from tests.servers import ThreadedServer
+from tests.v8_helpers import js_token
 
 
 class KeyLookups:
-    """Counts the statements that look a gateway key up, as the server's engine runs them."""
+    """Counts the statements that look a gateway key (and a v8 integration) up, as the server's
+    engine runs them."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.integrations = 0
 
     def __call__(self, conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
         if "FROM gateway_keys" in statement and "key_hash" in statement:
             self.count += 1
+        if statement.lstrip().startswith("SELECT") and "FROM integrations" in statement:
+            self.integrations += 1
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +61,20 @@ async def test_a_burst_with_a_new_key_costs_one_lookup(cached):
         )
     assert [r.status_code for r in answers] == [200] * 40
     assert lookups.count - before == 1
+
+
+async def test_a_burst_with_a_new_v8_integration_costs_one_lookup(cached):
+    parley, lookups = cached
+    app = cli_json(parley.database_url, "integrations", "create", "--name", "burst", "--json")
+    before = lookups.integrations
+    tokens = [js_token(app["hash_token"], app["app_id"], f"user-{i}", int(time.time()) + 600) for i in range(40)]
+    limits = httpx.Limits(max_connections=40)
+    async with httpx.AsyncClient(base_url=parley.url, timeout=60, limits=limits) as http:
+        answers = await asyncio.gather(
+            *(http.get("/v8/models", headers={"authorization": f"Bearer {t}"}) for t in tokens)
+        )
+    assert [r.status_code for r in answers] == [200] * 40, answers[0].text
+    assert lookups.integrations - before == 1
 
 
 async def test_unknown_keys_are_looked_up_every_time_and_refused(cached):

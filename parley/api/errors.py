@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from parley.api.guard import CrashGuard, crash_error
@@ -76,6 +77,12 @@ def install(app: FastAPI) -> None:
         log.warning("database unavailable", extra={"fields": {"path": request.url.path, "error": str(exc)[:300]}})
         err = unavailable()
         return json_response(body_for(request.url.path, err), err.status, headers=err.headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _left(request: Request, exc: ClientDisconnect) -> Response:
+        # The client went away before its request had all arrived: nothing failed, nobody to answer.
+        log.info("client left before sending the whole request", extra={"fields": {"path": request.url.path}})
+        return Response(status_code=499)  # (the status nginx logs for this)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:

@@ -9,14 +9,17 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from parley.api.common import json_body, json_response, validate
 from parley.api.docs import body
-from parley.api.gateway_auth import OpenAICaller
+from parley.api.gateway_auth import OpenAICaller, gateway_caller
 from parley.api.openai_encoder import OpenAIEncoder
 from parley.api.openai_schemas import ChatRequest, EmbeddingRequest
+from parley.caller import Caller
 from parley.chat.turn import TurnRequest, run
-from parley.core import Core, CoreDep
+from parley.core import Core, CoreDep, get_core
 from parley.errors import BadRequest, ModelNotFound
 from parley.providers.base import EmbeddingInputs
 from parley.providers.routing import model_card
@@ -31,6 +34,11 @@ _NOT_PARAMS = ("model", "messages", "stream", "stream_options")
 
 @router.post("/chat/completions", summary="Create a chat completion (OpenAI's schema)", openapi_extra=body(ChatRequest))
 async def chat_completions(request: Request, core: CoreDep, caller: GatewayCaller) -> Response:
+    # What the API docs show; requests are served by ``chat_route`` below, the same code.
+    return await _chat(request, core, caller)
+
+
+async def _chat(request: Request, core: Core, caller: Caller) -> Response:
     raw = await json_body(request)
     req = validate(ChatRequest, raw)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
@@ -42,6 +50,28 @@ async def chat_completions(request: Request, core: CoreDep, caller: GatewayCalle
         stream=bool(req.stream),
     )
     return await run(core, turn, OpenAIEncoder(include_usage))
+
+
+_authenticate = gateway_caller("openai")
+
+
+async def _chat_endpoint(request: Request) -> Response:
+    core = get_core(request)
+    return await _chat(request, core, await _authenticate(request, core))
+
+
+# The gateway's busiest route as a plain Starlette route, put ahead of the documented one:
+# FastAPI's dependency resolution cost ~18 us a request here. Authentication comes first and
+# errors go to the same handlers, so the answers are the same.
+class _PlainRoute(Route):
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE:
+            child["route"] = self  # as FastAPI's routes do: the HTTP metrics label requests by it
+        return match, child
+
+
+chat_route = _PlainRoute("/v1/chat/completions", _chat_endpoint, methods=["POST"])
 
 
 def _cards(c: Core) -> list[dict[str, Any]]:

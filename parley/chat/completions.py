@@ -122,16 +122,19 @@ async def canned_chunks(text: str) -> AsyncIterator[Body]:
 
 
 class ChatStream:
-    """Iterate for chunks (and ``PING`` during silences); afterwards read ``usage`` and ``message``."""
+    """Iterate for lists of chunks (and ``PING`` during silences), and ``builder.add`` each chunk
+    as it is used (an encoder may read the message so far); afterwards read ``usage`` and
+    ``message``."""
 
     def __init__(
         self,
         route: Route,
         body: Body,
-        chunks: AsyncIterator[Body],
+        chunks: AsyncIterator[Any],
         ping_interval: float | None,
         label: str | None = None,
     ) -> None:
+        """``chunks``: the stream's chunks, or lists of them (``batches``)."""
         self.route = route
         self.label = label or route.public_name  # the model name the client sees
         self.upstream = True  # False for a reply no model wrote (an unmatch message)
@@ -144,25 +147,29 @@ class ChatStream:
         self._first = True
 
     async def __aiter__(self) -> AsyncIterator[Any]:
-        async for chunk in self._chunks:
-            if chunk is PING:
+        """``PING``, or a list of the chunks that arrived together (never empty)."""
+        async for batch in self._chunks:
+            if batch is PING:
                 yield PING
                 continue
-            if self._first:
-                self._first = False
-                self.id = chunk.get("id") or self.id
-                self.created = chunk.get("created") or self.created
-            usage = chunk.pop("usage", None)
-            if _valid_usage(usage):
-                self._upstream_usage = usage  # the last one wins: never summed twice
-            if not chunk.get("choices"):
-                continue  # a usage-only chunk: the dialect sends its own at the end
-            chunk["id"] = self.id
-            chunk["model"] = self.label
-            chunk.setdefault("object", "chat.completion.chunk")
-            chunk.setdefault("created", self.created)
-            self.builder.add(chunk)
-            yield chunk
+            out = []
+            for chunk in batch:
+                if self._first:
+                    self._first = False
+                    self.id = chunk.get("id") or self.id
+                    self.created = chunk.get("created") or self.created
+                usage = chunk.pop("usage", None)
+                if _valid_usage(usage):
+                    self._upstream_usage = usage  # the last one wins: never summed twice
+                if not chunk.get("choices"):
+                    continue  # a usage-only chunk: the dialect sends its own at the end
+                chunk["id"] = self.id
+                chunk["model"] = self.label
+                chunk.setdefault("object", "chat.completion.chunk")
+                chunk.setdefault("created", self.created)
+                out.append(chunk)
+            if out:
+                yield out
 
     @property
     def message(self) -> dict[str, Any]:
@@ -182,14 +189,14 @@ async def open_stream(
     client sees a byte. When another attempt is left, the first token is awaited here too (up to
     the first-byte timeout), so a deployment that accepts and then stays silent is retried."""
 
-    async def once(route: Route, last: bool) -> AsyncIterator[Body]:
-        chunks = await route.provider.stream({**body, "model": route.upstream_model, "stream": True})
+    async def once(route: Route, last: bool) -> AsyncIterator[list[Body]]:
+        chunks = batches(await route.provider.stream({**body, "model": route.upstream_model, "stream": True}))
         if last:
             return chunks
-        held: list[Body] = []  # what came before the first token (a role-only chunk)
+        held: list[list[Body]] = []  # what came before the first token (a role-only chunk)
         try:
             async with asyncio.timeout(route.timeouts.first_byte):
-                while not held or not _substantive(held[-1]):
+                while not held or not any(map(_substantive, held[-1])):
                     held.append(await anext(chunks))
         except StopAsyncIteration:
             pass
@@ -211,12 +218,22 @@ def retryable_timeout(route: Route) -> ParleyError:
     return exc
 
 
-async def _empty() -> AsyncIterator[Body]:
-    return
-    yield
+def batches(chunks: AsyncIterator[Body]) -> AsyncIterator[list[Body]]:
+    """A provider's chunks as lists of those that arrived together: its own ``batches()`` when
+    it has them (providers/http.py), else one chunk to a list."""
+    own = getattr(chunks, "batches", None)
+    return own() if own is not None else _one_each(chunks)
 
 
-async def _close(chunks: AsyncIterator[Body]) -> None:
+async def _one_each(chunks: AsyncIterator[Body]) -> AsyncIterator[list[Body]]:
+    try:
+        async for chunk in chunks:
+            yield [chunk]
+    finally:
+        await _close(chunks)
+
+
+async def _close(chunks: AsyncIterator[Any]) -> None:
     aclose = getattr(chunks, "aclose", None)
     if aclose is not None:
         await aclose()
@@ -235,7 +252,7 @@ def _substantive(chunk: Body) -> bool:
     return False
 
 
-async def _prepend(held: list[Body], rest: AsyncIterator[Body]) -> AsyncIterator[Body]:
+async def _prepend(held: list[list[Body]], rest: AsyncIterator[list[Body]]) -> AsyncIterator[list[Body]]:
     try:
         for chunk in held:
             yield chunk
@@ -245,7 +262,7 @@ async def _prepend(held: list[Body], rest: AsyncIterator[Body]) -> AsyncIterator
         await _close(rest)
 
 
-async def _counted(chunks: AsyncIterator[Body], group: Deployments, route: Route) -> AsyncIterator[Body]:
+async def _counted(chunks: AsyncIterator[list[Body]], group: Deployments, route: Route) -> AsyncIterator[list[Body]]:
     """The stream, counted as in flight on its deployment until it ends (least-busy routing)."""
     try:
         async for chunk in chunks:

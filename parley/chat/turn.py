@@ -32,7 +32,7 @@ from parley.api.jsonresp import json_response
 from parley.api.sse import PING_LINE, sse_response
 from parley.caller import Caller
 from parley.chat.assemble import MessageBuilder
-from parley.chat.completions import ChatStream, canned_chunks, complete, open_stream
+from parley.chat.completions import ChatStream, batches, canned_chunks, complete, open_stream
 from parley.chat.relay import PING
 from parley.core import Core
 from parley.errors import BadRequest, ParleyError
@@ -190,11 +190,12 @@ async def run(core: Core, req: TurnRequest, encoder: Encoder) -> Response:
         unmatched = (req.memories or {}).get("unmatch_message")
         if hits == [] and unmatched:  # nothing relevant: the configured answer, no model called
             ticket.no_model()
-            chat = ChatStream(route, body, canned_chunks(unmatched), None, label)
+            chat = ChatStream(route, body, batches(canned_chunks(unmatched)), None, label)
             chat.upstream = False
             if not req.stream:
-                async for _ in chat:
-                    pass
+                async for batch in chat:
+                    for chunk in batch:
+                        chat.builder.add(chunk)
                 return await _whole(req, encoder, _reply_from_stream(chat, label, refs), hold, ticket)
         elif not req.stream:
             calling = True
@@ -248,8 +249,14 @@ async def _events(
                 yield getattr(encoder, "ping", PING_LINE)
                 continue
             ticket.first_token()
-            if (encoded := encoder.chunk(item, chat.builder)) is not None:
-                yield encoded
+            # The chunks that arrived together go to the client in one write.
+            encoded: list[bytes] = []
+            for chunk in item:
+                chat.builder.add(chunk)
+                if (data := encoder.chunk(chunk, chat.builder)) is not None:
+                    encoded.append(data)
+            if encoded:
+                yield encoded[0] if len(encoded) == 1 else b"".join(encoded)
         reply = _reply_from_stream(chat, label, refs)
         ended = True
         if req.transcript is not None:  # stored before the end: a client that saw it finds it

@@ -14,7 +14,7 @@ turn its events into OpenAI chunks (a ``StreamDecoder``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import aiohttp
@@ -29,6 +29,10 @@ Body = dict[str, Any]
 ErrorFor = Callable[[int, bytes, Mapping[str, str]], ParleyError]
 
 MAX_LINE = 4 * 1024 * 1024  # an SSE line (one chunk) may be this long
+# Idle pooled connections are dropped after this many seconds: below the idle timeouts servers
+# commonly close them at (uvicorn's and Node's 5 s), so a connection the upstream has closed is
+# rarely picked. When one still is (the close crossing the request), see ``UpstreamHTTP.open``.
+KEEPALIVE = 4.0
 
 
 class StreamDecoder(Protocol):
@@ -63,7 +67,7 @@ class UpstreamHTTP:
             self._session = aiohttp.ClientSession(
                 headers=self.headers,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeouts.connect),
-                connector=aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=60),
+                connector=aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=KEEPALIVE),
                 read_bufsize=MAX_LINE,
                 max_line_size=MAX_LINE,
                 max_field_size=MAX_LINE,
@@ -73,9 +77,17 @@ class UpstreamHTTP:
 
     async def open(self, url: str, body: Body) -> aiohttp.ClientResponse:
         """POST ``body``; return the response once its headers say it was accepted."""
+        data = orjson.dumps(body)
         try:
             async with asyncio.timeout(self.timeouts.first_byte):
-                response = await self._client().post(url, data=orjson.dumps(body))
+                try:
+                    response = await self._client().post(url, data=data)
+                except aiohttp.ClientConnectorError:
+                    raise  # no connection at all: the deployment's failure (routing retries it)
+                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                    # The connection closed before any answer: most likely a pooled one the
+                    # upstream closed while idle, as the request went out. Once more, on a new one.
+                    response = await self._client().post(url, data=data)
         except TimeoutError as exc:
             raise retryable(
                 UpstreamTimeout(f"Upstream provider {self.name!r} sent nothing within {self.timeouts.first_byte:g}s")
@@ -116,45 +128,56 @@ class UpstreamHTTP:
             raise UpstreamError(f"Upstream provider {self.name!r} sent an unexpected body")
         return data
 
-    async def _events(self, response: aiohttp.ClientResponse) -> AsyncGenerator[tuple[str, bytes], None]:
-        """Server-sent events as (event name or "", data); comments and ids are skipped.
+    async def _events(self, response: aiohttp.ClientResponse) -> AsyncGenerator[list[tuple[str, bytes]], None]:
+        """Server-sent events as (event name or "", data), in batches: every event already
+        received when the reader gets to run comes out together (one write to the client for
+        them, not one each). Comments and ids are skipped.
 
         Lines outside SSE's framing are kept as one event's data too: Gemini sends an error
         that happens mid-stream as bare JSON lines.
         """
-        event, data, bare = "", list[bytes](), list[bytes]()
+        events = _SSEParser()
         try:
-            async for raw in response.content:
-                line = raw.rstrip(b"\r\n")
-                if not line:
-                    if data or bare:
-                        yield event, b"\n".join(data or bare)
-                    event, data, bare = "", [], []
-                elif line.startswith(b"data:"):
-                    value = line[5:]
-                    data.append(value[1:] if value[:1] == b" " else value)
-                elif line.startswith(b"event:"):
-                    event = line[6:].strip().decode("utf-8", "replace")
-                elif not line.startswith((b":", b"id:", b"retry:")):
-                    bare.append(line)
-        except (aiohttp.ClientError, ValueError) as exc:  # ValueError: a line over MAX_LINE
+            while block := await response.content.readany():
+                if batch := events.feed(block):
+                    yield batch
+        except aiohttp.ClientError as exc:
             raise UpstreamError(f"Upstream provider {self.name!r} dropped the connection mid-stream") from exc
-        if data or bare:  # the body ended without the blank line that closes an event
-            yield event, b"\n".join(data or bare)
+        except ValueError as exc:  # a line over MAX_LINE
+            raise UpstreamError(f"Upstream provider {self.name!r} sent an event over {MAX_LINE} bytes") from exc
+        if batch := events.end():  # the body ended without the blank line that closes an event
+            yield batch
 
-    async def stream(self, response: aiohttp.ClientResponse, decoder: StreamDecoder) -> AsyncIterator[Body]:
-        """The decoder's chunks, each yielded as soon as its event has arrived."""
+    def stream(self, response: aiohttp.ClientResponse, decoder: StreamDecoder) -> Chunks:
+        """The decoder's chunks, each as soon as its event has arrived (see ``Chunks``)."""
+        return Chunks(self._batches(response, decoder))
+
+    async def _batches(
+        self, response: aiohttp.ClientResponse, decoder: StreamDecoder
+    ) -> AsyncGenerator[list[Body], None]:
         finished = False
         events = self._events(response)
         try:
-            async for event, data in events:
-                for chunk in decoder.feed(event, data):
-                    yield chunk
+            async for batch in events:
+                chunks: list[Body] = []
+                failed: ParleyError | None = None
+                for event, data in batch:
+                    try:
+                        chunks.extend(decoder.feed(event, data))
+                    except ParleyError as exc:
+                        failed = exc  # the chunks before it still go out first
+                        break
+                    if decoder.done:
+                        break
+                if chunks:
+                    yield chunks
+                if failed is not None:
+                    raise failed
                 if decoder.done:
                     break
             finished = True  # the vendor said so, or the body ended: what came is all there is
-            for chunk in decoder.end():
-                yield chunk
+            if rest := list(decoder.end()):
+                yield rest
         finally:
             await events.aclose()
             # Closing (not releasing) an unfinished response drops the connection: the upstream
@@ -164,6 +187,83 @@ class UpstreamHTTP:
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+class _SSEParser:
+    """Bytes as they arrive in, complete events out (what is left of a line waits for more)."""
+
+    def __init__(self) -> None:
+        self.partial: list[bytes] = []  # the start of a line whose end has not come yet
+        self.partial_size = 0
+        self.event = ""
+        self.data: list[bytes] = []
+        self.bare: list[bytes] = []
+
+    def feed(self, block: bytes) -> list[tuple[str, bytes]]:
+        if b"\n" not in block:
+            self._hold(block)
+            return []
+        if self.partial:  # (joined once its end has come: a long line costs no quadratic copying)
+            block = b"".join(self.partial) + block
+            self.partial, self.partial_size = [], 0
+        lines = block.split(b"\n")
+        if rest := lines.pop():
+            self._hold(rest)
+        out: list[tuple[str, bytes]] = []
+        for raw in lines:
+            self._line(raw.rstrip(b"\r"), out)
+        return out
+
+    def _hold(self, part: bytes) -> None:
+        self.partial_size += len(part)
+        if self.partial_size > MAX_LINE:
+            raise ValueError("line too long")
+        self.partial.append(part)
+
+    def end(self) -> list[tuple[str, bytes]]:
+        out: list[tuple[str, bytes]] = []
+        if self.partial:
+            self._line(b"".join(self.partial).rstrip(b"\r"), out)
+            self.partial, self.partial_size = [], 0
+        if self.data or self.bare:
+            out.append((self.event, b"\n".join(self.data or self.bare)))
+        return out
+
+    def _line(self, line: bytes, out: list[tuple[str, bytes]]) -> None:
+        if not line:
+            if self.data or self.bare:
+                out.append((self.event, b"\n".join(self.data or self.bare)))
+            self.event, self.data, self.bare = "", [], []
+        elif line.startswith(b"data:"):
+            value = line[5:]
+            self.data.append(value[1:] if value[:1] == b" " else value)
+        elif line.startswith(b"event:"):
+            self.event = line[6:].strip().decode("utf-8", "replace")
+        elif not line.startswith((b":", b"id:", b"retry:")):
+            self.bare.append(line)
+
+
+class Chunks:
+    """A provider's stream of OpenAI chunks. Iterated, it gives them one at a time; the chat
+    core reads ``batches()`` instead: the chunks of every event that had arrived together."""
+
+    def __init__(self, batches: AsyncGenerator[list[Body], None]) -> None:
+        self._batches = batches
+        self._ready: list[Body] = []
+
+    def batches(self) -> AsyncGenerator[list[Body], None]:
+        return self._batches
+
+    def __aiter__(self) -> Chunks:
+        return self
+
+    async def __anext__(self) -> Body:
+        while not self._ready:
+            self._ready = list(reversed(await anext(self._batches)))
+        return self._ready.pop()
+
+    async def aclose(self) -> None:
+        await self._batches.aclose()
 
 
 def json_event(provider: str, data: bytes) -> Any:
