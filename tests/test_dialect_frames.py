@@ -12,7 +12,6 @@ from parley.dialects.anthropic import StreamEncoder, sse
 from parley.dialects.gemini import StreamEncoder as GeminiEncoder
 from parley.dialects.gemini import _sse as gemini_sse
 from parley.errors import UpstreamError
-from parley.wire.sse import EventParser
 
 TEXTS = ['He said "hi"\n', "\\ back", "旧金山 🌉", "\u2028\x00\x1f", ""]
 
@@ -22,10 +21,13 @@ def chunk(**delta: object) -> dict:
 
 
 def frames(data: list[bytes]) -> list[tuple[str, dict]]:
-    parser = EventParser(1 << 20)
-    events = [e for piece in data for e in parser.feed(piece)] + parser.end()
+    blocks = b"".join(data).split(b"\n\n")
+    assert blocks.pop() == b""  # every event ends with its blank line
     out = []
-    for name, payload in events:
+    for block in blocks:
+        head, _, data_line = block.partition(b"\n")
+        assert head.startswith(b"event: ") and data_line.startswith(b"data: ") and b"\n" not in data_line
+        name, payload = head[7:].decode(), data_line[6:]
         body = orjson.loads(payload)
         assert sse(name, body) == f"event: {name}\ndata: ".encode() + payload + b"\n\n"  # same bytes
         out.append((name, body))

@@ -1,7 +1,7 @@
 """Anthropic's Messages API as a provider: ``{base_url}/v1/messages``.
 
-The translation is wire/anthropic.py's; the HTTP side providers/http.py's, but for reading the
-stream's events (providers/buffered.py); what a failure becomes, providers/failures.py's.
+The translation is wire/anthropic.py's; the HTTP side providers/http.py's; what a failure
+becomes, providers/failures.py's.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from typing import Any
 
 from parley.config import ProviderConfig, Timeouts
 from parley.errors import ParleyError
-from parley.providers import buffered
 from parley.providers.base import Body, Provider
 from parley.providers.failures import failure, retry_after
 from parley.providers.http import JsonEvents, UpstreamHTTP, error_text
@@ -47,8 +46,7 @@ class AnthropicProvider(Provider):
 
     async def stream(self, body: Body) -> AsyncIterator[Body]:
         response = await self.http.open(self.url, {**wire.to_request(body), "stream": True})
-        decoder = JsonEvents(self.name, wire.StreamTranslator(), _stream_error)
-        return buffered.stream(self.name, response, decoder)
+        return self.http.stream(response, JsonEvents(self.name, wire.StreamTranslator(), _stream_error))
 
     async def aclose(self) -> None:
         await self.http.aclose()

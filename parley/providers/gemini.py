@@ -1,10 +1,9 @@
 """Gemini's API as a provider: ``{base_url}/v1beta/models/{model}:generateContent``,
 ``:streamGenerateContent?alt=sse`` and ``:batchEmbedContents``.
 
-The translation is wire/gemini.py's; the HTTP side providers/http.py's, but for reading the
-stream's events (providers/buffered.py); what a failure becomes, providers/failures.py's.
-Images the request links to are fetched first (providers/media.py): Gemini takes only inline
-bytes.
+The translation is wire/gemini.py's; the HTTP side providers/http.py's; what a failure
+becomes, providers/failures.py's. Images the request links to are fetched first
+(providers/media.py): Gemini takes only inline bytes.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ import orjson
 from parley import tokens
 from parley.config import ProviderConfig, Timeouts
 from parley.errors import ParleyError, UpstreamError
-from parley.providers import buffered
 from parley.providers.base import Body, EmbeddingInputs, Embeddings, Provider
 from parley.providers.failures import failure, retry_after
 from parley.providers.http import JsonEvents, UpstreamHTTP, error_text
@@ -70,8 +68,7 @@ class GeminiProvider(Provider):
     async def stream(self, body: Body) -> AsyncIterator[Body]:
         url = self._url(body["model"], "streamGenerateContent?alt=sse")
         response = await self.http.open(url, await self._request(body))
-        decoder = JsonEvents(self.name, wire.StreamTranslator(body["model"]), _stream_error)
-        return buffered.stream(self.name, response, decoder)
+        return self.http.stream(response, JsonEvents(self.name, wire.StreamTranslator(body["model"]), _stream_error))
 
     async def embed(self, model: str, inputs: EmbeddingInputs) -> Embeddings:
         # takes_token_ids is False: the router has turned any token ids into text already.
