@@ -219,7 +219,8 @@ async def run(core: Core, req: TurnRequest, encoder: Encoder) -> Response:
         try:
             await hold.aclose()
         finally:  # the client left before the stream even started: its prompt was still sent
-            ticket.finish(200, chat.usage, CLIENT_LEFT)
+            if not ticket.done:  # (``chat.usage`` counts tokens locally when the upstream sent none)
+                ticket.finish(200, chat.usage, CLIENT_LEFT)
 
     return sse_response(_events(req, encoder, chat, label, refs, ticket), headers=encoder.headers, on_close=closed)
 
