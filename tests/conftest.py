@@ -102,7 +102,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 def test_settings(database_url: str, upstream_url: str, **overrides: Any) -> Settings:
-    fast = {"connect": 2, "first_byte": 1.5, "idle": 1.0, "total": 20}
+    # Short, so tests of a silent upstream end soon; a test that loads the machine on purpose
+    # passes longer ones as ``upstream_timeouts``.
+    fast = {"connect": 2, "first_byte": 1.5, "idle": 1.0, "total": 20, **overrides.pop("upstream_timeouts", {})}
     data: dict[str, Any] = {
         "database_url": database_url,
         "providers": [
@@ -146,6 +148,9 @@ def test_settings(database_url: str, upstream_url: str, **overrides: Any) -> Set
         "max_upload_bytes": 2 * 1024 * 1024,
         "secret_key": SECRET_KEY,
         "extract_timeout": 5,
+        # Filters are bounded by what they may hold; their run time limit is tested on its own
+        # (test_filter_limits.py) and must not fail a legitimate filter on a loaded machine.
+        "filter_timeout": 20,
         "embedding_lease": 2,
         "embedding_poll": 0.1,
         "embedding_retry_delay": 0.1,

@@ -81,7 +81,15 @@ def wait_for(condition: Any, what: str, seconds: float = 90) -> None:
 
 def test_postgres_outage_under_load(own_postgres, upstream, caplog):
     database_url = fresh_database(own_postgres.get_uri())
-    settings = settings_for(database_url, upstream.url, database_connect_timeout=2, database_pool_timeout=5)
+    settings = settings_for(
+        database_url,
+        upstream.url,
+        database_connect_timeout=2,
+        database_pool_timeout=5,
+        # Seven clients and a restarting database share the machine: the upstream double may be
+        # slow to answer, and that is not what this test is about.
+        upstream_timeouts={"first_byte": 20, "idle": 20, "total": 60},
+    )
     with ThreadedServer(create_app(settings)) as server:
         app = cli_json(database_url, "integrations", "create", "--name", "outage", "--json")
         gateway_key = cli_json(database_url, "keys", "create", "--name", "outage", "--json")["key"]
