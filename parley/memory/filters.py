@@ -1,6 +1,6 @@
 """One filter compiler for list, filter and search, on SQLite and PostgreSQL alike.
 
-``attrs`` filters follow seed 003 (and MongoDB where it is silent): a plain value means
+``attrs`` filters follow the v8 memories API (docs/protocol.md; MongoDB where it is silent): a plain value means
 equality; operators ``$gt $gte $lt $lte $ne $in $nin $contains $startsWith $endsWith $regex
 $exists``; several conditions on one key, or several keys, all hold (AND); ``$and``, ``$or``
 and ``$not`` combine conditions. A number is compared with numbers only and a string with
