@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley.chat.attachments import user_content
 from parley.chat.locks import holding
-from parley.errors import NotFound, from_validation
+from parley.errors import NotFound, ParleyError, from_validation
 from parley.memory.filters import content_conditions
 from parley.storage.models import Conversation, Message, iso, now
 from parley.storage.text import storable
@@ -337,6 +337,10 @@ class ConversationTranscript:
             await append(db, conversation, incoming)  # kept even if the model then fails
         self._conversation = conversation
         return past + turn, turn
+
+    async def fail(self, exc: ParleyError) -> None:
+        # Nothing more is stored: the user's message stands, so asking again answers it.
+        return None
 
     async def finish(self, reply: Reply) -> None:
         row = Message(

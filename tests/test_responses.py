@@ -589,6 +589,15 @@ def test_upstream_failures(parley):
     failed = events[-1].response
     assert failed.status == "failed" and failed.error.code == "server_error"
     assert failed.output[0].content[0].text == "partial "  # what came before the upstream dropped
+    # Stored like any response: the id the client saw in response.created finds it.
+    kept = client.responses.retrieve(failed.id)
+    assert kept.status == "failed" and kept.error.code == "server_error" and kept.error.message == failed.error.message
+    assert [p.text for p in kept.output[0].content] == ["partial "]
+    assert [i.content[0].text for i in client.responses.input_items.list(failed.id).data] == ["x"]
+    unstored = list(client.responses.create(model="drop", input="y", stream=True, store=False))
+    assert unstored[-1].type == "response.failed"
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(unstored[-1].response.id)
 
 
 def test_builtin_model(parley):

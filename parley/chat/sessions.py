@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley.chat.locks import holding
 from parley.chat.reconcile import new_messages
-from parley.errors import BadRequest, NotFound
+from parley.errors import BadRequest, NotFound, ParleyError
 from parley.storage.models import ChatSession, SessionMessage, now
 from parley.storage.text import storable
 
@@ -149,6 +149,10 @@ class SessionTranscript:
                 raise BadRequest("The messages add nothing for the assistant to answer.", param="messages")
             await append(db, self.project_id, self.session_id, fresh)  # kept even if the model then fails
         return [model_form(m) for m in history], fresh
+
+    async def fail(self, exc: ParleyError) -> None:
+        # Nothing more is stored: the user's message stands, so asking again answers it.
+        return None
 
     async def finish(self, reply: Reply) -> None:
         message = storable(stored_form(reply.message))

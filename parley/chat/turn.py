@@ -19,6 +19,7 @@ hands it here with its ``Encoder``; the turn does the rest, in one place:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Hashable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ from parley.providers.route import Route
 from parley.tokens import content_text
 
 Body = dict[str, Any]
+
+log = logging.getLogger("parley.turn")
 
 
 @dataclass
@@ -74,6 +77,9 @@ class Transcript(Protocol):
 
     async def finish(self, reply: Reply) -> None:
         """Store the reply (whole, or cut off)."""
+
+    async def fail(self, exc: ParleyError) -> None:
+        """A stream the upstream broke off, before the client sees the error event."""
 
 
 class Encoder(Protocol):
@@ -269,6 +275,8 @@ async def _events(
         # The status line (200) is long gone: the error travels as an event, and the usage row
         # keeps the code. What the model wrote before failing is counted.
         ticket.finish(200, chat.usage, exc.code or exc.type, upstream_failed=not ended)
+        if req.transcript is not None and not ended:
+            await _record_failure(req.transcript, exc)
         ended = True
         yield encoder.error(exc)
     except Exception:
@@ -283,3 +291,11 @@ async def _events(
                 ticket.finish(200, reply.usage, CLIENT_LEFT)
                 if req.transcript is not None and (reply.message.get("content") or reply.message.get("tool_calls")):
                     await req.transcript.finish(reply)
+
+
+async def _record_failure(transcript: Transcript, exc: ParleyError) -> None:
+    # The client still gets its error event when the failure cannot be stored.
+    try:
+        await transcript.fail(exc)
+    except Exception:
+        log.warning("the failed reply could not be stored", exc_info=True)

@@ -367,6 +367,7 @@ class Draft:
         self.echo = echo
         self.output = Output()
         self.final: Body | None = None
+        self.failure: Body | None = None
         self.closing_events: list[Body] = []  # the done events finishing a stream made
         self.search_query: str | None = None  # set when file_search retrieval runs for this turn
         self.search_results = False  # the file_search_call item lists its results
@@ -422,9 +423,12 @@ class Draft:
         return self.final
 
     def failed(self, exc: ParleyError) -> Body:
-        """The response as ``response.failed`` carries it: what came so far, and the error."""
-        self.output.close("incomplete", fill=False)
-        code = "rate_limit_exceeded" if exc.status == 429 else "server_error"
-        return self.snapshot(
-            "failed", error={"code": code, "message": exc.message}, output=[_copy(i) for i in self.output.items]
-        )
+        """The response as ``response.failed`` carries it: what came so far, and the error; the
+        same object however often it is asked (the transcript stores it, the encoder sends it)."""
+        if self.failure is None:
+            self.output.close("incomplete", fill=False)
+            code = "rate_limit_exceeded" if exc.status == 429 else "server_error"
+            self.failure = self.snapshot(
+                "failed", error={"code": code, "message": exc.message}, output=[_copy(i) for i in self.output.items]
+            )
+        return self.failure

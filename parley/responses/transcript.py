@@ -3,7 +3,7 @@
 ``begin`` reads the chain ``previous_response_id`` names (every input and output item of it
 and its ancestors, function calls and their outputs among them), resolves item references,
 and hands the turn the whole context as chat messages; ``finish`` stores the response, with
-its input, when ``store`` is on, a cut off one too.
+its input, when ``store`` is on, a cut off or failed one too.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley.chat.turn import Reply
-from parley.errors import BadRequest, NotFound
+from parley.errors import BadRequest, NotFound, ParleyError
 from parley.responses import store
 from parley.responses.items import to_chat
 from parley.responses.output import Draft
@@ -94,6 +94,15 @@ class ResponseTranscript:
 
     async def finish(self, reply: Reply) -> None:
         body = self.draft.finish(reply)
+        if not self.store:
+            return
+        async with self.sessions() as db:
+            await store.save(db, self.key_id, storable(body), self.previous_response_id, self.items, self._context)
+
+    async def fail(self, exc: ParleyError) -> None:
+        # Kept like any response, with status "failed", its error and what came before it, so
+        # ``GET /v1/responses/{id}`` finds the id the client saw in ``response.created``.
+        body = self.draft.failed(exc)
         if not self.store:
             return
         async with self.sessions() as db:
