@@ -44,6 +44,10 @@ DOUBLE_MODELS = [
     "fail-503",
     "nul-reply",
 ]
+# The models that never answer (a request, a stream): served through a provider whose time
+# limits are short, so their tests end soon.
+SILENT_MODELS = ("hang", "silent-stream")
+SILENCE_TIMEOUTS = {"connect": 2, "first_byte": 1.5, "idle": 1.0, "total": 20}
 
 
 @dataclass
@@ -102,9 +106,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 def test_settings(database_url: str, upstream_url: str, **overrides: Any) -> Settings:
-    # Short, so tests of a silent upstream end soon; a test that loads the machine on purpose
-    # passes longer ones as ``upstream_timeouts``.
-    fast = {"connect": 2, "first_byte": 1.5, "idle": 1.0, "total": 20, **overrides.pop("upstream_timeouts", {})}
+    # Generous for every model that answers, so a loaded machine never turns a slow answer into
+    # a 504; short only on "up-silent", whose models (hang, silent-stream) test the time limits.
+    patient = {"connect": 5, "first_byte": 30, "idle": 30, "total": 60, **overrides.pop("upstream_timeouts", {})}
     data: dict[str, Any] = {
         "database_url": database_url,
         "providers": [
@@ -113,20 +117,21 @@ def test_settings(database_url: str, upstream_url: str, **overrides: Any) -> Set
                 "type": "openai",
                 "base_url": upstream_url + "/v1",
                 "api_key": "sk-upstream-secret",
-                "timeouts": fast,
+                "timeouts": patient,
             },
+            {"name": "up-silent", "type": "openai", "base_url": upstream_url + "/v1", "timeouts": SILENCE_TIMEOUTS},
             {
                 "name": "up-short",
                 "type": "openai",
                 "base_url": upstream_url + "/v1",
-                "timeouts": {**fast, "total": 1.0},
+                "timeouts": {**patient, "total": 1.0},
             },
-            {"name": "nowhere", "type": "openai", "base_url": "http://127.0.0.1:9/v1", "timeouts": fast},
+            {"name": "nowhere", "type": "openai", "base_url": "http://127.0.0.1:9/v1", "timeouts": SILENCE_TIMEOUTS},
             {"name": "builtin", "type": "builtin", "chunk_delay": 0},
         ],
         "models": [
             {"name": "gpt-4o-mini", "provider": "up", "upstream_model": "echo"},
-            *({"name": m, "provider": "up"} for m in DOUBLE_MODELS),
+            *({"name": m, "provider": "up-silent" if m in SILENT_MODELS else "up"} for m in DOUBLE_MODELS),
             {"name": "endless-short", "provider": "up-short", "upstream_model": "endless"},
             {"name": "misnamed", "provider": "up", "upstream_model": "fail-404"},  # a wrong upstream_model
             {"name": "unreachable", "provider": "nowhere"},

@@ -29,7 +29,7 @@ def routed(upstream: Upstream, tmp_path_factory) -> Iterator[tuple[str, str]]:
         {"name": "flaky", "provider": "up", "upstream_model": "fail-500", "weight": HEAVY},
         {"name": "flaky", "provider": "up", "upstream_model": "echo", "weight": LIGHT},
         # A stream that is accepted and then stays silent, ahead of a live one.
-        {"name": "mute", "provider": "up", "upstream_model": "silent-stream", "weight": HEAVY},
+        {"name": "mute", "provider": "up-silent", "upstream_model": "silent-stream", "weight": HEAVY},
         {"name": "mute", "provider": "up", "upstream_model": "echo", "weight": LIGHT},
         # Every deployment fails: the fallback answers.
         {"name": "fragile", "provider": "up", "upstream_model": "fail-500", "fallbacks": ["steady"]},

@@ -14,10 +14,12 @@ import httpx
 import openai
 
 from parley.app import create_app
-from tests.conftest import cli_json, test_settings
+from tests.conftest import SILENCE_TIMEOUTS, cli_json, test_settings
 from tests.servers import ThreadedServer
 
-FAST = {"connect": 2, "first_byte": 1.5, "idle": 1.0, "total": 20}
+# Generous for the doubles' models that answer, so a loaded machine never turns a slow answer
+# into a 504; the models named ``*-hang`` test the time limits, through a provider whose are short.
+PATIENT = {"connect": 5, "first_byte": 30, "idle": 30, "total": 60}
 
 
 @dataclass
@@ -57,10 +59,13 @@ def vendor_stack(
     """Start ``app`` (a vendor double) and a Parley whose only provider points at it."""
     database_url = f"sqlite+aiosqlite:///{tmp / 'parley.db'}"
     with ThreadedServer(app) as double:
+        silent = {**provider, "name": provider["name"] + "-silent", "base_url": double.url}
+        silent["timeouts"] = SILENCE_TIMEOUTS
+        models = [{**m, "provider": silent["name"]} if m["name"].endswith("-hang") else m for m in models]
         settings = test_settings(
             database_url,
             double.url,
-            providers=[{**provider, "base_url": double.url, "timeouts": FAST}],
+            providers=[{**provider, "base_url": double.url, "timeouts": PATIENT}, silent],
             models=models,
             default_model=models[0]["name"],
         )
