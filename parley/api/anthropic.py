@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -15,6 +17,8 @@ from parley.chat.turn import TurnRequest, run
 from parley.core import Core, CoreDep, get_core
 from parley.dialects import anthropic
 
+Body = dict[str, Any]
+
 router = APIRouter(prefix="/v1", tags=["Anthropic Messages API"])
 
 
@@ -27,10 +31,20 @@ async def create_message(request: Request, core: CoreDep, caller: AnthropicCalle
 
 
 async def _create(request: Request, core: Core, caller: Caller) -> Response:
-    req = validate(anthropic.MessagesRequest, await json_body(request))
+    req = _request(await json_body(request), anthropic.MessagesRequest)
     messages, params = anthropic.to_chat(req)
-    turn = TurnRequest(caller=caller, model=req.model, messages=messages, params=params, stream=bool(req.stream))
-    return await run(core, turn, anthropic.StreamEncoder(req.model))
+    turn = TurnRequest(
+        caller=caller, model=req["model"], messages=messages, params=params, stream=bool(req.get("stream"))
+    )
+    return await run(core, turn, anthropic.StreamEncoder(req["model"]))
+
+
+def _request(raw: Any, model: type[anthropic.MessagesRequest]) -> Body:
+    """The request as ``to_chat`` reads it: as sent when it needs no validation (see
+    ``anthropic.plain``), else as the model validates it (a 400 when it does not)."""
+    if anthropic.plain(raw, counting=model is anthropic.CountTokensRequest):
+        return cast(Body, raw)
+    return validate(model, raw).model_dump()
 
 
 @router.post(
@@ -43,8 +57,8 @@ async def count_tokens(request: Request, core: CoreDep, caller: AnthropicCaller)
 
 
 async def _count(request: Request, core: Core, caller: Caller) -> Response:
-    req = validate(anthropic.CountTokensRequest, await json_body(request))
-    core.router.chat(req.model)  # an unknown model is a 404, as it would be for a message
+    req = _request(await json_body(request), anthropic.CountTokensRequest)
+    core.router.chat(req["model"])  # an unknown model is a 404, as it would be for a message
     messages, params = anthropic.to_chat(req)
     count = tokens.count_messages(messages)
     for tool in params.get("tools") or ():
