@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     docs.install(app)
     app.include_router(v1.router)
     app.router.routes.insert(0, v1.chat_route)  # served without FastAPI's dependencies (see v1.py)
+    app.router.routes[1:1] = [*anthropic.plain_routes, *gemini.plain_routes]  # likewise (api/plain.py)
     app.include_router(responses_api.router)
     app.include_router(anthropic.router)
     app.include_router(gemini.router)

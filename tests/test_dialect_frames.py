@@ -110,3 +110,67 @@ def test_gemini_stream_frames_are_what_serialising_each_chunk_gives() -> None:
     ]:
         assert enc.chunk(chunk(**delta), MessageBuilder()) == gemini_sse(enc._chunk(parts))
     assert enc.chunk(chunk(role="assistant", content=""), MessageBuilder()) is None
+
+
+# ---- reading upstream events ----------------------------------------------------------------
+
+
+def sse_by_lines(stream: bytes) -> list[tuple[str, bytes]]:
+    """Server-sent events read a line at a time, as the SSE rules say (plus bare lines kept as
+    data, as Gemini sends an error mid-stream): what the upstream reader must give, however the
+    bytes are cut into reads."""
+    out: list[tuple[str, bytes]] = []
+    event, data, bare = "", [], []
+    lines = stream.split(b"\n")
+    for i, raw in enumerate(lines):
+        line = raw.rstrip(b"\r")
+        if i == len(lines) - 1 and not line:
+            break
+        if not line:
+            if data or bare:
+                out.append((event, b"\n".join(data or bare)))
+            event, data, bare = "", [], []
+        elif line.startswith(b"data:"):
+            data.append(line[6:] if line[5:6] == b" " else line[5:])
+        elif line.startswith(b"event:"):
+            event = line[6:].strip().decode("utf-8", "replace")
+        elif not line.startswith((b":", b"id:", b"retry:")):
+            bare.append(line)
+    if data or bare:
+        out.append((event, b"\n".join(data or bare)))
+    return out
+
+
+STREAMS = [
+    b'event: message_start\ndata: {"type":"message_start"}\n\nevent: ping\ndata: {"type": "ping"}\n\n'
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"text":"a\\nb"}}\n\n',
+    b'data: {"id":1}\n\ndata: {"id":2}\n\n: keep-alive\n\ndata: [DONE]\n\n',
+    b'event: a\r\ndata: {"x":1}\r\n\r\ndata:{"y":2}\r\n\r\nid: 7\r\nretry: 10\r\ndata: 3\r\n\r\n',
+    b"event:  spaced \ndata: one\ndata: two\n\nevent: empty\ndata: \n\ndata:\n\n\n\n\nevent: lone\n\n",
+    b'data: {"candidates":[]}\n\n{\n  "error": {\n    "code": 500\n  }\n}\n',
+    b"data: half an event, never ended",
+    b"event: x\ndata: 1\n\nevent: y\r\ndata: 2\r\n\r\ndata: 3\n\nevent: z\ndata: 4\n\n",
+    b"event:  padded \ndata: x\n\nevent: \xff\xfe\ndata: x\n\n" + "data: 旧金山 🌉\n\n".encode(),
+]
+
+
+def test_upstream_events_are_read_the_same_however_the_bytes_are_cut() -> None:
+    import random
+
+    from parley.providers.http import _SSEParser
+
+    cuts = random.Random(7)
+    for stream in STREAMS:
+        want = sse_by_lines(stream)
+        assert want, stream
+        splits = [[len(stream)], list(range(1, len(stream) + 1))]  # whole, and a byte at a time
+        for _ in range(200):
+            splits.append(sorted(cuts.sample(range(1, len(stream)), k=cuts.randint(1, min(6, len(stream) - 1)))))
+        for split in splits:
+            parser, got, at = _SSEParser(), [], 0
+            for end in [*split, len(stream)]:
+                if end > at:
+                    got += parser.feed(stream[at:end])
+                    at = end
+            got += parser.end()
+            assert got == want, (stream, split)

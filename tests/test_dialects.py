@@ -292,3 +292,28 @@ def test_gemini_errors_have_googles_shape(parley):
 def test_genai_sdk_against_the_builtin_model(gemini_client):
     response = gemini_client.models.generate_content(model="parley-offline", contents="hi")
     assert "built-in offline model" in response.text
+
+
+# ---- routing --------------------------------------------------------------------------------
+
+
+def test_methods_a_dialect_route_does_not_take_are_405_with_allow(parley):
+    """The dialects' routes take POST only; other methods get 405 in the dialect's shape with
+    ``Allow``, and a path shared with /v1's model routes keeps answering what those allow."""
+    key = {"x-api-key": parley.key}
+    with httpx.Client(base_url=parley.url, timeout=30, headers=key) as http:
+        for path in ("/v1/messages", "/v1/messages/count_tokens"):
+            r = http.get(path)
+            assert (r.status_code, r.headers["allow"]) == (405, "POST")
+            assert r.json() == {
+                "type": "error",
+                "error": {"type": "invalid_request_error", "message": "Method Not Allowed"},
+            }
+        r = http.put("/v1beta/models/echo:generateContent", json={})
+        assert (r.status_code, r.headers["allow"]) == (405, "POST")
+        assert r.json() == {"error": {"code": 405, "message": "Method Not Allowed", "status": "INVALID_ARGUMENT"}}
+        r = http.put("/v1/models/echo", json={})  # /v1's GET /v1/models/{model} comes first
+        assert (r.status_code, r.headers["allow"]) == (405, "GET")
+        assert http.get("/v1/models/echo").json()["id"] == "echo"
+        r = http.post("/v1beta/models/echo:unknownMethod", json={})
+        assert r.status_code == 404 and r.json()["error"]["status"] == "NOT_FOUND"

@@ -12,9 +12,11 @@ from starlette.responses import Response
 
 from parley import tokens
 from parley.api.common import json_body, json_response
-from parley.api.gateway_auth import GeminiCaller
+from parley.api.gateway_auth import GeminiCaller, gateway_caller
+from parley.api.plain import PlainRoute
+from parley.caller import Caller
 from parley.chat.turn import TurnRequest, run
-from parley.core import CoreDep
+from parley.core import Core, CoreDep, get_core
 from parley.dialects import gemini
 from parley.errors import BadRequest, NotFound
 
@@ -23,6 +25,11 @@ METHODS = ("generateContent", "streamGenerateContent", "countTokens")
 
 
 async def _call(target: str, request: Request, core: CoreDep, caller: GeminiCaller) -> Response:
+    # What the API docs show; requests are served by ``plain_routes`` below, the same code.
+    return await _serve(target, request, core, caller)
+
+
+async def _serve(target: str, request: Request, core: Core, caller: Caller) -> Response:
     model, _, method = target.rpartition(":")
     if method not in METHODS or not model:
         raise NotFound(f"Unknown method {method!r}: use one of {', '.join(METHODS)}")
@@ -40,11 +47,23 @@ async def _call(target: str, request: Request, core: CoreDep, caller: GeminiCall
     return await run(core, turn, gemini.StreamEncoder(model))
 
 
+_authenticate = gateway_caller("gemini")
+
+
+async def _endpoint(request: Request) -> Response:
+    core = get_core(request)
+    caller = await _authenticate(request, core)
+    return await _serve(request.path_params["target"], request, core, caller)
+
+
+plain_routes: list[PlainRoute] = []  # what serves them (see api/plain.py)
 for version in ("v1beta", "v1"):
+    path = f"/{version}/models/{{target:path}}"
     router.add_api_route(
-        f"/{version}/models/{{target:path}}",
+        path,
         _call,
         methods=["POST"],
         summary="generateContent, streamGenerateContent or countTokens (Gemini's schema)",
         include_in_schema=version == "v1beta",
     )
+    plain_routes.append(PlainRoute(path, _endpoint, methods=["POST"]))

@@ -79,6 +79,75 @@ class CountTokensRequest(MessagesRequest):
     max_tokens: Annotated[int, Field(ge=1)] | None = None  # type: ignore[assignment]
 
 
+_ROLES = ("user", "assistant")
+_CHOICES = ("auto", "any", "tool", "none")
+_OBJECTS = ("metadata", "thinking", "output_config")
+
+
+def _dicts(value: Any) -> bool:
+    return type(value) is list and all(type(x) is dict for x in value)
+
+
+def _unit(value: Any) -> bool:
+    return value is None or (type(value) in (int, float) and 0 <= value <= 1)
+
+
+def _tool_choice_ok(choice: Any) -> bool:
+    return choice is None or (
+        type(choice) is dict
+        and choice.get("type") in _CHOICES
+        and type(choice.get("name")) in (str, type(None))
+        and type(choice.get("disable_parallel_tool_use")) in (bool, type(None))
+    )
+
+
+def _tools_ok(tools: Any) -> bool:
+    if tools is None:
+        return True
+    return _dicts(tools) and all(
+        type(t.get("name")) is str
+        and 1 <= len(t["name"]) <= 128
+        and type(t.get("description")) in (str, type(None))
+        and type(t.get("input_schema")) is dict
+        and t.get("type") in (None, "custom")
+        for t in tools
+    )
+
+
+def plain(raw: Any, counting: bool = False) -> bool:
+    """Whether ``raw`` is a request ``MessagesRequest`` (``CountTokensRequest`` when counting)
+    takes exactly as it is: every field of the type it declares, nothing to convert. Nearly
+    every request is; ``to_chat`` then reads it without the model's validation (about a fifth
+    of its cost on a long conversation). Any other request goes through the model, whose 400s
+    word what is wrong; this only ever says no where the model might disagree."""
+    if type(raw) is not dict or type(raw.get("model")) is not str:
+        return False
+    max_tokens = raw.get("max_tokens")
+    if not (type(max_tokens) is int and max_tokens >= 1) and not (counting and max_tokens is None):
+        return False
+    messages = raw.get("messages")
+    if type(messages) is not list or not messages:
+        return False
+    for m in messages:
+        if type(m) is not dict or m.get("role") not in _ROLES:
+            return False
+        content = m.get("content")
+        if type(content) is not str and not _dicts(content):
+            return False
+    system, stops, top_k = raw.get("system"), raw.get("stop_sequences"), raw.get("top_k")
+    return (
+        (system is None or type(system) is str or _dicts(system))
+        and (stops is None or (type(stops) is list and all(type(x) is str for x in stops)))
+        and type(raw.get("stream")) in (bool, type(None))
+        and _unit(raw.get("temperature"))
+        and _unit(raw.get("top_p"))
+        and (top_k is None or type(top_k) is int)
+        and _tools_ok(raw.get("tools"))
+        and _tool_choice_ok(raw.get("tool_choice"))
+        and all(type(raw.get(k)) in (dict, type(None)) for k in _OBJECTS)
+    )
+
+
 # ---- requests: Anthropic -> the core's OpenAI chat form -------------------------------------
 
 
@@ -185,59 +254,62 @@ def _system(system: str | list[Body] | None) -> list[Body]:
     return [{"role": "system", "content": text}] if text else []
 
 
-def _tool_choice(choice: ToolChoiceIn | None) -> tuple[Any, bool | None]:
+def _tool_choice(choice: Body | None) -> tuple[Any, bool | None]:
     if choice is None:
         return None, None
-    parallel = False if choice.disable_parallel_tool_use else None
-    if choice.type == "tool":
-        if not choice.name:
+    parallel = False if choice.get("disable_parallel_tool_use") else None
+    if choice["type"] == "tool":
+        if not choice.get("name"):
             raise BadRequest("tool_choice.name: required when type is 'tool'", param="tool_choice.name")
-        return {"type": "function", "function": {"name": choice.name}}, parallel
-    return {"auto": "auto", "any": "required", "none": "none"}[choice.type], parallel
+        return {"type": "function", "function": {"name": choice["name"]}}, parallel
+    return {"auto": "auto", "any": "required", "none": "none"}[choice["type"]], parallel
 
 
-def to_chat(req: MessagesRequest) -> tuple[list[Body], Body]:
-    """(messages, the rest of the OpenAI request) for the core."""
-    messages = _system(req.system)
-    for i, m in enumerate(req.messages):
+def to_chat(req: Body) -> tuple[list[Body], Body]:
+    """(messages, the rest of the OpenAI request) for the core, from a request ``plain`` accepts
+    or the model's dump of one it validated."""
+    messages = _system(req.get("system"))
+    for i, m in enumerate(req["messages"]):
         where = f"messages[{i}]"
-        if m.role == "user":
-            messages.extend(_user_messages(m.content, where))
+        if m["role"] == "user":
+            messages.extend(_user_messages(m["content"], where))
         else:
-            messages.append(_assistant_message(m.content, where))
-    params: Body = {"max_tokens": req.max_tokens}
+            messages.append(_assistant_message(m["content"], where))
+    params: Body = {"max_tokens": req.get("max_tokens")}
     for name in ("temperature", "top_p"):
-        if getattr(req, name) is not None:
-            params[name] = getattr(req, name)
-    if req.stop_sequences:
-        params["stop"] = req.stop_sequences
-    if req.tools:
-        for i, tool in enumerate(req.tools):
-            if tool.type not in (None, "custom"):
+        if (value := req.get(name)) is not None:
+            params[name] = float(value)  # (as the model gives it)
+    if stops := req.get("stop_sequences"):
+        params["stop"] = stops
+    tools = req.get("tools")
+    if tools:
+        for i, tool in enumerate(tools):
+            if tool.get("type") not in (None, "custom"):
                 raise BadRequest(f"tools[{i}]: server tools are not supported", param=f"tools[{i}].type")
         params["tools"] = [
             {
                 "type": "function",
                 "function": {
-                    "name": t.name,
-                    **({"description": t.description} if t.description else {}),
-                    "parameters": t.input_schema,
+                    "name": t["name"],
+                    **({"description": t["description"]} if t.get("description") else {}),
+                    "parameters": t["input_schema"],
                 },
             }
-            for t in req.tools
+            for t in tools
         ]
-    choice, parallel = _tool_choice(req.tool_choice)
+    choice, parallel = _tool_choice(req.get("tool_choice"))
     if choice is not None:
         params["tool_choice"] = choice
-    if parallel is not None and req.tools:
+    if parallel is not None and tools:
         params["parallel_tool_calls"] = parallel
-    user = (req.metadata or {}).get("user_id")
+    user = (req.get("metadata") or {}).get("user_id")
     if isinstance(user, str):
         params["user"] = user
-    effort = (req.output_config or {}).get("effort")
+    output = req.get("output_config") or {}
+    effort = output.get("effort")
     if isinstance(effort, str):
         params["reasoning_effort"] = {"xhigh": "high", "max": "high"}.get(effort, effort)
-    fmt = (req.output_config or {}).get("format")
+    fmt = output.get("format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         schema = {"name": "output", "schema": fmt.get("schema") or {}, "strict": True}
         params["response_format"] = {"type": "json_schema", "json_schema": schema}

@@ -322,6 +322,8 @@ class StreamTranslator:
 
     def feed(self, event: Body) -> list[Body]:
         kind = event.get("type")
+        if kind == "content_block_delta":  # (nearly every event: tested first)
+            return self._delta(int(event.get("index", 0)), event.get("delta") or {})
         if kind == "message_start":
             message = event.get("message") or {}
             self.chunks.id = message.get("id") or ""
@@ -330,8 +332,6 @@ class StreamTranslator:
             return [self.chunks.delta({"role": "assistant", "content": ""})]
         if kind == "content_block_start":
             return self._start(int(event.get("index", 0)), event.get("content_block") or {})
-        if kind == "content_block_delta":
-            return self._delta(int(event.get("index", 0)), event.get("delta") or {})
         if kind == "content_block_stop":
             block = self._thinking.pop(int(event.get("index", 0)), None)
             return [self.chunks.delta({"thinking_blocks": [block]})] if block else []
@@ -380,8 +380,8 @@ class StreamTranslator:
 
     def _delta(self, index: int, delta: Body) -> list[Body]:
         kind = delta.get("type")
-        if kind == "text_delta" and delta.get("text"):
-            return [self.chunks.delta({"content": delta["text"]})]
+        if kind == "text_delta":
+            return [self.chunks.delta({"content": delta["text"]})] if delta.get("text") else []
         if kind == "input_json_delta" and delta.get("partial_json") and index in self._tool_index:
             piece = {"index": self._tool_index[index], "function": {"arguments": delta["partial_json"]}}
             return [self.chunks.delta({"tool_calls": [piece]})]
