@@ -132,7 +132,8 @@ async def relay(chunks: AsyncIterator[Any], timeouts: Timeouts, ping_interval: f
             item = reader.take()
             if item is _END:
                 if reader.error is not None:
-                    raise reader.error
+                    error, reader.error = reader.error, None  # its traceback holds the reader: no cycle
+                    raise error
                 return
             gap_deadline = loop.time() + timeouts.idle
             gap_name = "idle"
@@ -151,6 +152,12 @@ async def relay(chunks: AsyncIterator[Any], timeouts: Timeouts, ping_interval: f
             if not reader.task.done():
                 reader.task.cancel()
                 await asyncio.wait((reader.task,))
+            if reader.task.cancelled():
+                # Taken off the task and dropped: kept there, the CancelledError's traceback holds
+                # the reader's frames and so the reader and the task, a cycle that kept the
+                # upstream response and its buffers until the next full garbage collection.
+                with contextlib.suppress(asyncio.CancelledError):
+                    reader.task.result()
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
                 with contextlib.suppress(Exception):
