@@ -7,7 +7,6 @@ copy them into tiktoken's cache layout (file named by the sha1 of the download U
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import gzip
 import hashlib
@@ -60,8 +59,7 @@ def _load(name: str) -> tiktoken.Encoding:
 def _release_free_memory() -> None:
     """Hand the C heap's free pages back to the system: loading a vocabulary leaves several
     MB of freed temporaries there that the process would otherwise keep resident."""
-    libc = ctypes.util.find_library("c")
-    trim = getattr(ctypes.CDLL(libc), "malloc_trim", None) if libc else None
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # the C library the process runs on
     if trim is not None:  # glibc only
         trim(0)
 
