@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from parley.config import load_settings
     from parley.logs import setup_logging
+    from parley.server_protocol import Protocol
 
     host, port, workers = argv or sys.argv[1:]
     setup_logging(load_settings().log_level)  # uvicorn's own lines too, as JSON like Parley's
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
         uvicorn.run(
             "parley.asgi:app",
             host=host,
+            http=Protocol,
             port=int(port),
             workers=int(workers),
             log_config=None,  # parley.asgi sets up Parley's JSON logging in each worker
