@@ -31,6 +31,7 @@ import platform
 import statistics
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -196,10 +197,26 @@ def chunk_cost(stack: Stack, args: argparse.Namespace) -> None:
         print(f"  {name:<7} {chunk:>6.0f} us per chunk, {fixed:>6.0f} us per stream besides")
 
 
+def settle(pids: list[int], deadline: float = 30) -> None:
+    """Wait until the processes have used no CPU for half a second (start-up work done, such as
+    the tokenizer Parley loads in a thread after it starts answering), or ``deadline`` passed."""
+    end = time.monotonic() + deadline
+    last = cpu_seconds(pids)
+    while time.monotonic() < end:
+        time.sleep(0.5)
+        now = cpu_seconds(pids)
+        if now - last < 0.02:
+            return
+        last = now
+
+
 def bursts(stack: Stack, args: argparse.Namespace) -> None:
     ports = {"direct": stack.upstream_port, "floor": stack.floor_port, "parley": stack.parley_port}
     auth = {"authorization": f"Bearer {stack.key}"}
     pids = worker_pids(stack.parley_pid)
+    for mode in ("whole", "stream"):  # warm every path (pools, lazy imports) when run on its own
+        measure(stack, args, mode, 64, 1)
+    settle(pids)
     idle = max(rss_mb(p) for p in pids)
     got: dict[str, list[loadgen.Burst]] = {name: [] for name in PATHS}
     peak = 0.0

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +14,7 @@ import typer
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from parley import integrations, projects
+from parley import integrations, projects, serving
 from parley.auth import keys, v8_tokens
 from parley.auth.sealed import server_key
 from parley.config import Settings, load_settings
@@ -103,8 +101,6 @@ def serve(
     """Start the server (migrating the database first)."""
     import logging
 
-    import uvicorn
-
     from parley.logs import setup_logging
 
     if config:
@@ -116,24 +112,11 @@ def serve(
     )
     asyncio.run(db.migrate(settings.database_url))
     os.environ["PARLEY_MIGRATED"] = settings.database_url
-    metrics_dir = None
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # Each worker writes its metrics to files here and /metrics adds them all up.
-        metrics_dir = tempfile.mkdtemp(prefix="parley-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    try:
-        uvicorn.run(
-            "parley.asgi:app",
-            host=host or settings.host,
-            port=port or settings.port,
-            workers=workers,
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=5,
-        )
-    finally:
-        if metrics_dir is not None:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The serving process starts afresh: what this command imported stays behind (parley.serving).
+    argv = serving.command(host or settings.host, port or settings.port, workers)
+    os.execv(argv[0], argv)
 
 
 @app.command()

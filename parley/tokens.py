@@ -6,6 +6,7 @@ copy them into tiktoken's cache layout (file named by the sha1 of the download U
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import gzip
 import hashlib
@@ -47,7 +48,20 @@ _loading = threading.Lock()
 @functools.cache
 def _load(name: str) -> tiktoken.Encoding:
     _install_offline_files()
-    return tiktoken.get_encoding(name)
+    enc = tiktoken.get_encoding(name)
+    # The Encoding keeps the Python dict of its 200,000 ranks (about 28 MB of bytes and int
+    # objects) beside the Rust tokenizer built from it; only pickling an Encoding reads it again.
+    enc._mergeable_ranks = {}
+    _release_free_memory()
+    return enc
+
+
+def _release_free_memory() -> None:
+    """Hand the C heap's free pages back to the system: loading a vocabulary leaves several
+    MB of freed temporaries there that the process would otherwise keep resident."""
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # the C library the process runs on
+    if trim is not None:  # glibc only
+        trim(0)
 
 
 def encoding(name: str = ENCODING) -> tiktoken.Encoding:

@@ -21,6 +21,7 @@ import pytest
 
 from parley.app import create_app
 from parley.config import Settings
+from parley.server_protocol import Protocol
 from tests.servers import ThreadedServer
 from tests.upstream_double import Recorder, build
 
@@ -195,6 +196,7 @@ class Parley:
 @pytest.fixture(scope="session")
 def parley(database_url: str, upstream: Upstream) -> Iterator[Parley]:
     settings = test_settings(database_url, upstream.url)
-    with ThreadedServer(create_app(settings)) as server:
+    # Served with the HTTP protocol `parley serve` uses (parley.server_protocol).
+    with ThreadedServer(create_app(settings), http=Protocol) as server:
         key = cli_json(database_url, "keys", "create", "--name", "tests", "--json")["key"]
         yield Parley(server.url, database_url, upstream, key)
