@@ -63,12 +63,14 @@ class Admission:
         """The request ended having used ``tokens`` and ``cost``: charge them, free its slots."""
         if self.gate is None:
             return
+        meters = self.gate.meters
         for s in self.scopes:
-            if s.limits.tpm is not None:
-                self.gate.meters.add(s.tpm_key, tokens, minute)
-            if s.limits.budget_usd is not None:
-                self.gate.meters.add(s.spend_key, cost, s.spend_window)
-        self._free_slots()
+            if tokens > 0 and s.limits.tpm is not None:
+                meters.add(s.tpm_key, tokens, minute)
+            if cost > 0 and s.limits.budget_usd is not None:
+                meters.add(s.spend_key, cost, s.spend_window)
+        if self.slots:
+            self._free_slots()
 
     def cancel(self) -> None:
         """The request was refused after all (bad input): nothing is charged."""
