@@ -172,12 +172,6 @@ class Meters:
         self._counters = counters
         self._meters: dict[str, _Meter] = {}
 
-    async def total(self, key: str, window: Callable[[float], Window]) -> tuple[float, float]:
-        """(what was used in the current window, when it ends); the first look reads the counter."""
-        await self.load(key, window)
-        stamp = time.time()
-        return self.used(key, stamp, time.monotonic()), self.ends(key, stamp)
-
     def loaded(self, key: str) -> bool:
         """Whether this meter has been read once (``used`` then answers without waiting)."""
         meter = self._meters.get(key)
