@@ -2,6 +2,7 @@
 
     python bench/accounting.py [--requests 3000] [--seconds 8] [--rounds 3]
     python bench/accounting.py --profile DIR [--stream] [--seconds 10]
+    python bench/accounting.py --together --only whole:64 --on usage   # one part alone
 
 Starts two stacks from bench/stack.py (each: the instant upstream and `parley serve`, one
 worker, SQLite): one with usage recording and metrics off and an unlimited key, one with
@@ -13,6 +14,9 @@ CPU time each server process spent per request (from /proc: steadier than throug
 busy machine) and its ratio; then the median over the rounds of each round's on/off ratio of
 throughput and of CPU per request (the two runs of a round are close in time, so this is the
 figure a machine busy with other work moves least).
+
+``--on`` turns on only some of the three parts in the "on" server (usage, metrics, limits), to
+weigh each alone against the same "off" server.
 
 With ``--profile DIR`` it instead drives each server in turn at concurrency 64 while py-spy
 samples it, keeps both folded-stack files in DIR (off.txt, on.txt) and prints the top frames
@@ -56,6 +60,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4, help="alternating rounds per mode; the best of each counts")
     ap.add_argument("--only", default="", help="some cases only, e.g. stream:64,whole:64 (default: all four)")
     ap.add_argument("--together", action="store_true", help="load both servers at the same time (a busy machine)")
+    ap.add_argument(
+        "--on",
+        default="usage,metrics,limits",
+        help="what the 'on' server has on, to weigh each part alone: e.g. --on metrics (default: all three)",
+    )
     ap.add_argument("--profile", type=Path, help="profile both servers under load instead, stacks kept here")
     ap.add_argument("--stream", action="store_true", help="with --profile: streamed requests")
     ap.add_argument(
@@ -75,10 +84,15 @@ def main() -> None:
         off = stacks.enter_context(running())
         os.environ.clear()
         os.environ.update(saved)
+        parts = {p.strip() for p in args.on.split(",") if p.strip()}
+        if parts - {"usage", "metrics", "limits"}:
+            ap.error("--on takes usage, metrics and limits")
         on_db = f"sqlite+aiosqlite:///{work}/on.db"
         os.environ["PARLEY_DATABASE_URL"] = on_db
+        os.environ["PARLEY_USAGE_RECORDING"] = str("usage" in parts).lower()
+        os.environ["PARLEY_METRICS"] = str("metrics" in parts).lower()
         on = stacks.enter_context(running())
-        on_key = _limited_key(on_db)
+        on_key = _limited_key(on_db) if "limits" in parts else on.key
         os.environ.clear()
         os.environ.update(saved)
         servers = (off.parley_port, off.parley_pid, off.key), (on.parley_port, on.parley_pid, on_key)

@@ -229,7 +229,8 @@ class Accounting:
         admission = FREE
         if self.gate is not None:
             try:
-                admission = await self.gate.admit(caller, streamed, stream_ttl)
+                found = self.gate.admit_now(caller, streamed)
+                admission = found if found is not None else await self.gate.admit(caller, streamed, stream_ttl)
             except Refused as exc:
                 if self.metrics:
                     metrics.rate_limited(caller.dialect, model, exc.scope, exc.limit)

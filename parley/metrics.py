@@ -55,9 +55,9 @@ HTTP_DURATION = Histogram(
     "parley_http_request_duration_seconds", "HTTP requests by route template.", ["route"], buckets=_HTTP
 )
 
-# The request path only adds to plain dicts (one event loop per process: no locks needed);
-# ``flush`` adds the totals to the Prometheus metrics, a few locked updates per label set
-# instead of several per request. It runs before every scrape and at every accounting sync
+# The request path only adds to plain dicts and lists (one event loop per process: no locks
+# needed); ``flush`` adds the totals to the Prometheus metrics, a few locked updates per label
+# set instead of several per request. It runs before every scrape and at every accounting sync
 # (so under several workers a scrape sees the others' counts within ``usage_flush_interval``).
 _counts: dict[tuple[Any, tuple[str, ...]], float] = {}
 _observed: dict[tuple[Any, tuple[str, ...]], list[float]] = {}  # bucket counts, then the sum
@@ -66,6 +66,36 @@ _BOUNDS = {
     id(FIRST_TOKEN): (*_FIRST_TOKEN, math.inf),
     id(HTTP_DURATION): (*_HTTP, math.inf),
 }
+_LATENCY_BOUNDS = _BOUNDS[id(DURATION)]
+_FIRST_BOUNDS = _BOUNDS[id(FIRST_TOKEN)]
+_HTTP_BOUNDS = _BOUNDS[id(HTTP_DURATION)]
+
+
+class _Requests:
+    """One (dialect, model)'s model requests since the last flush: everything ``request_done``
+    adds, in one object found with one lookup."""
+
+    __slots__ = ("status", "duration", "first", "prompt", "completion", "cached", "reasoning")
+
+    def __init__(self) -> None:
+        self.status: dict[int, int] = {}
+        self.duration = [0.0] * (len(_LATENCY_BOUNDS) + 1)  # bucket counts, then the sum
+        self.first: list[float] | None = None
+        self.prompt = self.completion = self.cached = self.reasoning = 0
+
+
+class _Http:
+    """One (method, route)'s HTTP requests since the last flush."""
+
+    __slots__ = ("status", "duration")
+
+    def __init__(self) -> None:
+        self.status: dict[int, int] = {}
+        self.duration = [0.0] * (len(_HTTP_BOUNDS) + 1)
+
+
+_requests: dict[tuple[str, str], _Requests] = {}
+_http: dict[tuple[str, str], _Http] = {}
 
 
 def _count(metric: Any, labels: tuple[str, ...], n: float = 1.0) -> None:
@@ -82,9 +112,40 @@ def _observe(metric: Any, labels: tuple[str, ...], value: float) -> None:
     tally[-1] += value
 
 
+def _merge(metric: Any, labels: tuple[str, ...], tally: list[float]) -> None:
+    into = _observed.get((metric, labels))
+    if into is None:
+        _observed[(metric, labels)] = tally
+    else:
+        for i, n in enumerate(tally):
+            into[i] += n
+
+
+def _unfold() -> None:
+    """The per-request tallies as counts and observations by metric and labels."""
+    global _requests, _http
+    requests, _requests = _requests, {}
+    http, _http = _http, {}
+    for (dialect, model), r in requests.items():
+        for status, n in r.status.items():
+            _count(REQUESTS, (dialect, model, str(status)), n)
+        _merge(DURATION, (dialect, model), r.duration)
+        if r.first is not None:
+            _merge(FIRST_TOKEN, (dialect, model), r.first)
+        for kind, n in (("prompt", r.prompt), ("completion", r.completion), ("cached", r.cached),
+                        ("reasoning", r.reasoning)):  # fmt: skip
+            if n:
+                _count(TOKENS, (model, kind), n)
+    for (method, route), h in http.items():
+        for status, n in h.status.items():
+            _count(HTTP_REQUESTS, (method, route, str(status)), n)
+        _merge(HTTP_DURATION, (route,), h.duration)
+
+
 def flush() -> None:
     """Add what the requests tallied to the Prometheus metrics."""
     global _counts, _observed
+    _unfold()
     counts, _counts = _counts, {}
     observed, _observed = _observed, {}
     for (metric, labels), n in counts.items():
@@ -102,18 +163,23 @@ def flush() -> None:
 def request_done(
     dialect: str, model: str, status: int, seconds: float, first_token: float | None, tokens: Tokens
 ) -> None:
-    _count(REQUESTS, (dialect, model, str(status)))
-    _observe(DURATION, (dialect, model), seconds)
+    r = _requests.get((dialect, model))
+    if r is None:
+        r = _requests[(dialect, model)] = _Requests()
+    r.status[status] = r.status.get(status, 0) + 1
+    duration = r.duration
+    duration[bisect.bisect_left(_LATENCY_BOUNDS, seconds)] += 1  # Prometheus buckets are "le"
+    duration[-1] += seconds
     if first_token is not None:
-        _observe(FIRST_TOKEN, (dialect, model), first_token)
-    if tokens.prompt:
-        _count(TOKENS, (model, "prompt"), tokens.prompt)
-    if tokens.completion:
-        _count(TOKENS, (model, "completion"), tokens.completion)
-    if tokens.cached:
-        _count(TOKENS, (model, "cached"), tokens.cached)
-    if tokens.reasoning:
-        _count(TOKENS, (model, "reasoning"), tokens.reasoning)
+        first = r.first
+        if first is None:
+            first = r.first = [0.0] * (len(_FIRST_BOUNDS) + 1)
+        first[bisect.bisect_left(_FIRST_BOUNDS, first_token)] += 1
+        first[-1] += first_token
+    r.prompt += tokens.prompt
+    r.completion += tokens.completion
+    r.cached += tokens.cached
+    r.reasoning += tokens.reasoning
 
 
 def stream_opened() -> None:
@@ -138,8 +204,13 @@ def usage_rows_dropped(n: int) -> None:
 
 
 def http_done(method: str, route: str, status: int, seconds: float) -> None:
-    _count(HTTP_REQUESTS, (method, route, str(status)))
-    _observe(HTTP_DURATION, (route,), seconds)
+    h = _http.get((method, route))
+    if h is None:
+        h = _http[(method, route)] = _Http()
+    h.status[status] = h.status.get(status, 0) + 1
+    duration = h.duration
+    duration[bisect.bisect_left(_HTTP_BOUNDS, seconds)] += 1
+    duration[-1] += seconds
 
 
 _LIVE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")

@@ -457,6 +457,55 @@ def test_tallied_metrics_expose_exactly_what_direct_updates_would():
     assert after['parley_http_requests_total{method="GET",route="/tally-check",status="200"}'] == len(values)
 
 
+def test_tallied_model_request_metrics_expose_exactly_what_direct_updates_would():
+    """``request_done`` tallies per dialect and model; ``flush`` adds each status's count, the
+    duration and first-token histograms and each kind of token, as per-request updates would."""
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from parley import metrics
+    from parley.usage.record import Tokens
+
+    registry = CollectorRegistry()
+    duration = Histogram("d", "d", ["dialect", "model"], buckets=metrics._LATENCY, registry=registry)
+    first = Histogram("f", "f", ["dialect", "model"], buckets=metrics._FIRST_TOKEN, registry=registry)
+    calls = [
+        (200, 0.04, None, Tokens(20, 9)),
+        (200, 0.05, 0.05, Tokens(3, 0, 1, 0)),
+        (429, 300.0, None, Tokens()),
+        (200, 1e6, 0.001, Tokens(0, 7, 0, 5)),
+        (500, 0.25, 30.0, Tokens(1, 1)),
+    ]
+    for _, seconds, first_token, _ in calls:
+        duration.labels("openai", "m").observe(seconds)
+        if first_token is not None:
+            first.labels("openai", "m").observe(first_token)
+    expected = generate_latest(registry).decode()
+    expected = expected.replace("d_", "parley_request_duration_seconds_").replace(
+        "f_", "parley_time_to_first_token_seconds_"
+    )
+
+    before = scrape_registry()
+    for status, seconds, first_token, tokens in calls:
+        metrics.request_done("openai", "tally-model", status, seconds, first_token, tokens)
+    metrics.flush()
+    after = scrape_registry()
+
+    def added(name_labels: str) -> float:
+        return after.get(name_labels, 0.0) - before.get(name_labels, 0.0)
+
+    checked = 0
+    for line in expected.splitlines():
+        if line.startswith("parley_") and 'model="m"' in line and "_created" not in line:
+            name_labels, value = line.rsplit(" ", 1)
+            assert added(name_labels.replace('model="m"', 'model="tally-model"')) == float(value), name_labels
+            checked += 1
+    assert checked == len(metrics._LATENCY) + len(metrics._FIRST_TOKEN) + 2 * 3  # buckets; +Inf, count, sum
+    for status, n in (("200", 3), ("429", 1), ("500", 1)):
+        assert added(f'parley_requests_total{{dialect="openai",model="tally-model",status="{status}"}}') == n
+    for kind, n in (("prompt", 24), ("completion", 17), ("cached", 1), ("reasoning", 5)):
+        assert added(f'parley_tokens_total{{kind="{kind}",model="tally-model"}}') == n
+
+
 def scrape_registry() -> dict[str, float]:
     from prometheus_client import REGISTRY, generate_latest
 

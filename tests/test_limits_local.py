@@ -9,12 +9,13 @@ import types
 from collections.abc import Awaitable, Generator
 from typing import Any, TypeVar
 
+import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from parley.caller import Caller
 from parley.limits import store
 from parley.limits.counters import Grant, Reading, Window, minute
-from parley.limits.gate import Gate
+from parley.limits.gate import Gate, Refused
 from parley.limits.quota import Leases
 from parley.storage.models import Base
 
@@ -101,6 +102,47 @@ async def test_two_processes_near_the_limit_admit_exactly_the_limit():
             refused[p] = True
     assert admitted == 1000
     assert counter.used["key:k:rpm"] == 1000
+
+
+async def test_a_caller_seen_before_is_admitted_without_waiting_until_a_limit_says_no(tmp_path):
+    """Once a caller's limits, meters and first rpm lease are read, its requests are admitted by
+    one plain call that asks no shared store; going over its tokens per minute is refused there
+    too, exactly as the awaited path refuses it."""
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'limits.db'}")
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    async with sessions() as db:
+        await store.set_limits(db, "key", "k1", rpm=1_000_000, tpm=100, budget_usd=5.0)
+    counter = SharedCounter()
+    gate = Gate(store.LimitBook(sessions, 60), counter)  # type: ignore[arg-type]
+    caller = Caller(kind="gateway", request_id="r", dialect="openai", key_id="k1")
+    try:
+        assert gate.admit_now(caller, streamed=False) is None  # nothing read yet: the awaited path
+        # The first two wait: limits and meters are read, and the rpm lease is granted twice
+        # (one unit, then a lease sized to the headroom the first grant told).
+        for _ in range(2):
+            admission, waited = await waits(gate.admit(caller, False, 60.0))
+            assert waited and admission.taken
+            admission.settle(20, 0.0)
+        grants = counter.grants
+        for _ in range(50):
+            admission = gate.admit_now(caller, streamed=False)
+            assert admission is not None and len(admission.taken) == 1  # an rpm unit, taken here
+            admission.settle(1, 0.0)
+        await gate.meters.sync()  # the tokens used so far reach the shared counter
+        assert counter.used["key:k1:tpm"] == 90
+        assert counter.grants == grants  # no request asked for quota
+        assert gate.admit_now(caller, streamed=False) is not None
+        gate.meters.add("key:k1:tpm", 10, minute)  # 100 of 100 used (not flushed yet: counted here)
+        with pytest.raises(Refused) as refused:
+            gate.admit_now(caller, streamed=False)
+        assert refused.value.limit == "tpm" and refused.value.status == 429
+        with pytest.raises(Refused):
+            await gate.admit(caller, False, 60.0)
+    finally:
+        await gate.drain()
+        await engine.dispose()
 
 
 class Switch:

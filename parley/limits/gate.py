@@ -14,7 +14,6 @@ import contextlib
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from parley.caller import Caller
 from parley.errors import RateLimited
@@ -51,23 +50,27 @@ class Refused(RateLimited):
         self.limit = limit
 
 
-@dataclass
 class Admission:
-    gate: Gate | None
-    scopes: list[Scope] = field(default_factory=list)
-    taken: list[tuple[str, float]] = field(default_factory=list)  # rpm counters and their window ends
-    slots: list[tuple[str, str]] = field(default_factory=list)  # stream slots held
+    __slots__ = ("gate", "scopes", "taken", "slots")
+
+    def __init__(self, gate: Gate | None, scopes: list[Scope] | None = None) -> None:
+        self.gate = gate
+        self.scopes: list[Scope] = scopes if scopes is not None else []
+        self.taken: list[tuple[str, float]] = []  # rpm counters and their window ends
+        self.slots: list[tuple[str, str]] = []  # stream slots held
 
     def settle(self, tokens: int, cost: float) -> None:
         """The request ended having used ``tokens`` and ``cost``: charge them, free its slots."""
         if self.gate is None:
             return
+        meters = self.gate.meters
         for s in self.scopes:
-            if s.limits.tpm is not None:
-                self.gate.meters.add(s.tpm_key, tokens, minute)
-            if s.limits.budget_usd is not None:
-                self.gate.meters.add(s.spend_key, cost, s.spend_window)
-        self._free_slots()
+            if tokens > 0 and s.limits.tpm is not None:
+                meters.add(s.tpm_key, tokens, minute)
+            if cost > 0 and s.limits.budget_usd is not None:
+                meters.add(s.spend_key, cost, s.spend_window)
+        if self.slots:
+            self._free_slots()
 
     def cancel(self) -> None:
         """The request was refused after all (bad input): nothing is charged."""
@@ -97,6 +100,17 @@ class Gate:
         self._resolved: dict[tuple[tuple[str, str], ...], tuple[float, list[Scope]]] = {}
         self._refreshing: dict[tuple[tuple[str, str], ...], asyncio.Task[list[Scope]]] = {}
 
+    def _cached(self, subjects: tuple[tuple[str, str], ...]) -> list[Scope] | None:
+        """The resolved scopes, when known (a stale entry answers and is read again in the background)."""
+        hit = self._resolved.get(subjects)
+        if hit is None:
+            return None
+        if hit[0] <= time.monotonic() and subjects not in self._refreshing:
+            task = asyncio.ensure_future(self._resolve(subjects, fresh=True))
+            self._refreshing[subjects] = task
+            task.add_done_callback(functools.partial(self._refreshed, subjects))
+        return hit[1]
+
     async def scopes(self, caller: Caller) -> list[Scope]:
         """The caller's scopes that have limits. Resolved ones are kept; once older than the
         book's time to live they still answer while a background task reads them again, so no
@@ -105,14 +119,8 @@ class Gate:
         subjects = tuple(caller.scopes)
         if not subjects:
             return []
-        hit = self._resolved.get(subjects)
-        if hit is None:
-            return await self._resolve(subjects, fresh=False)
-        if hit[0] <= time.monotonic() and subjects not in self._refreshing:
-            task = asyncio.ensure_future(self._resolve(subjects, fresh=True))
-            self._refreshing[subjects] = task
-            task.add_done_callback(functools.partial(self._refreshed, subjects))
-        return hit[1]
+        hit = self._cached(subjects)
+        return hit if hit is not None else await self._resolve(subjects, fresh=False)
 
     async def _resolve(self, subjects: tuple[tuple[str, str], ...], fresh: bool) -> list[Scope]:
         # An end user's limits are the integration's defaults for each of its users.
@@ -133,6 +141,38 @@ class Gate:
             if hit is not None:  # tried again a time to live later, not by every request
                 self._resolved[subjects] = (time.monotonic() + self.book.ttl, hit[1])
 
+    def admit_now(self, caller: Caller, streamed: bool) -> Admission | None:
+        """Admission without waiting, the common case: the caller's limits are known, its meters
+        read and a unit of each rpm lease at hand here (no shared store is asked). None when
+        something must be waited for (``admit`` then); ``Refused`` over a spend limit."""
+        subjects = tuple(caller.scopes)
+        if not subjects:
+            return FREE
+        scopes = self._cached(subjects)
+        if scopes is None:
+            return None
+        if not scopes:
+            return FREE
+        stamp = time.time()
+        meters, leases = self.meters, self.leases
+        for s in scopes:
+            lim = s.limits
+            if (
+                (lim.budget_usd is not None and not meters.loaded(s.spend_key))
+                or (lim.tpm is not None and not meters.loaded(s.tpm_key))
+                or (lim.rpm is not None and not leases.holds(s.rpm_key, stamp))
+                or (streamed and lim.max_streams is not None)  # a slot is the shared store's to give
+            ):
+                return None
+        mono = time.monotonic()
+        for s in scopes:
+            self._check_spend(s, stamp, mono)
+        admission = Admission(self, scopes)
+        for s in scopes:
+            if s.limits.rpm is not None:  # held, checked above: taken here without waiting
+                admission.taken.append((s.rpm_key, leases.spend(s.rpm_key, s.limits.rpm)))
+        return admission
+
     async def admit(self, caller: Caller, streamed: bool, stream_ttl: float) -> Admission:
         scopes = await self.scopes(caller)
         if not scopes:
@@ -140,7 +180,13 @@ class Gate:
         admission = Admission(self, scopes)
         try:
             for s in scopes:
-                await self._check_spend(s)
+                if s.limits.budget_usd is not None:
+                    await self.meters.load(s.spend_key, s.spend_window)
+                if s.limits.tpm is not None:
+                    await self.meters.load(s.tpm_key, minute)
+            stamp, mono = time.time(), time.monotonic()
+            for s in scopes:
+                self._check_spend(s, stamp, mono)
             for s in scopes:
                 if s.limits.rpm is not None:
                     key = s.rpm_key
@@ -163,28 +209,31 @@ class Gate:
             raise
         return admission
 
-    async def _check_spend(self, s: Scope) -> None:
+    def _check_spend(self, s: Scope, stamp: float, mono: float) -> None:
+        """Refused when a budget or the tokens per minute are used up (the meters are loaded)."""
         lim = s.limits
         if lim.budget_usd is not None:
-            spent, end = await self.meters.total(s.spend_key, s.spend_window)
+            spent = self.meters.used(s.spend_key, stamp, mono)
             if spent >= lim.budget_usd:
+                end = self.meters.ends(s.spend_key, stamp)
                 raise Refused(
                     s.scope,
                     "budget",
                     f"This {_SCOPE_NAMES[s.scope]} has used its budget of ${lim.budget_usd:g} per {lim.budget_period} "
-                    f"(spent ${spent:.4f}). It renews in {max(1, round(end - time.time()))}s.",
-                    end - time.time(),
+                    f"(spent ${spent:.4f}). It renews in {max(1, round(end - stamp))}s.",
+                    end - stamp,
                     quota=True,
                 )
         if lim.tpm is not None:
-            used, end = await self.meters.total(s.tpm_key, minute)
+            used = self.meters.used(s.tpm_key, stamp, mono)
             if used >= lim.tpm:
+                end = self.meters.ends(s.tpm_key, stamp)
                 raise Refused(
                     s.scope,
                     "tpm",
                     f"Rate limit reached for tokens per minute on this {_SCOPE_NAMES[s.scope]}: limit {lim.tpm}, "
-                    f"used {int(used)}. Please try again in {max(1, round(end - time.time()))}s.",
-                    end - time.time(),
+                    f"used {int(used)}. Please try again in {max(1, round(end - stamp))}s.",
+                    end - stamp,
                 )
 
     async def _take_slot(self, admission: Admission, s: Scope, limit: int, ttl: float) -> None:

@@ -79,13 +79,7 @@ class Leases:
             if lease.window_end <= stamp:
                 lease.local, lease.full, lease.headroom = 0, False, 0.0  # units of a past window are void
             if lease.local > 0:
-                lease.local -= 1
-                if lease.local * 4 < lease.last_grant and lease.fetching is None and lease.headroom > SPREAD:
-                    # Far from the limit: the next lease is fetched before this one runs out,
-                    # so no request waits for the shared counter. (Near it there is no spare
-                    # and each request waits for its own unit: the count stays exact.)
-                    lease.fetching = asyncio.ensure_future(self._fetch(key, lease, limit))
-                    lease.fetching.add_done_callback(_seen)
+                self._spend(key, lease, limit)
                 return None
             if lease.full:
                 return lease.window_end - stamp
@@ -100,6 +94,26 @@ class Leases:
                 return None
             finally:
                 lease.waiting -= 1
+
+    def holds(self, key: str, stamp: float) -> bool:
+        """Whether a unit is at hand here for the current window (``spend`` then takes it at once)."""
+        lease = self._leases.get(key)
+        return lease is not None and lease.local > 0 and lease.window_end > stamp
+
+    def spend(self, key: str, limit: int) -> float:
+        """One unit of a lease that ``holds`` one; returns the window's end."""
+        lease = self._leases[key]
+        self._spend(key, lease, limit)
+        return lease.window_end
+
+    def _spend(self, key: str, lease: _Lease, limit: int) -> None:
+        lease.local -= 1
+        if lease.local * 4 < lease.last_grant and lease.fetching is None and lease.headroom > SPREAD:
+            # Far from the limit: the next lease is fetched before this one runs out,
+            # so no request waits for the shared counter. (Near it there is no spare
+            # and each request waits for its own unit: the count stays exact.)
+            lease.fetching = asyncio.ensure_future(self._fetch(key, lease, limit))
+            lease.fetching.add_done_callback(_seen)
 
     def give_back(self, key: str, window_end: float) -> None:
         """A unit taken for a request that turned out bad: the next request here may use it."""
@@ -158,12 +172,17 @@ class Meters:
         self._counters = counters
         self._meters: dict[str, _Meter] = {}
 
-    async def total(self, key: str, window: Callable[[float], Window]) -> tuple[float, float]:
-        """(what was used in the current window, when it ends); the first look reads the counter."""
+    def loaded(self, key: str) -> bool:
+        """Whether this meter has been read once (``used`` then answers without waiting)."""
+        meter = self._meters.get(key)
+        return meter is not None and meter.read_at != 0.0
+
+    async def load(self, key: str, window: Callable[[float], Window]) -> None:
+        """Read the shared total the first time a meter is looked at (a failed read lets requests through)."""
         meter = self._meters.get(key)
         if meter is None:
             meter = self._meters[key] = _Meter(window)
-        meter.used_at = time.monotonic()
+        meter.used_at = time.monotonic()  # (so the next sync does not forget it meanwhile)
         if meter.read_at == 0.0:
             if meter.loading is None:
                 meter.loading = asyncio.ensure_future(self._load(key, meter))
@@ -171,9 +190,17 @@ class Meters:
                 await asyncio.shield(meter.loading)
             except Exception as exc:  # noqa: BLE001
                 warn("read", exc)
-        stamp = time.time()
-        end = meter.window_end if meter.window_end > stamp else meter.window(stamp).end
-        return meter.total(stamp), end
+
+    def used(self, key: str, stamp: float, mono: float) -> float:
+        """What a loaded meter says was used in the current window (``stamp``: time.time())."""
+        meter = self._meters[key]
+        meter.used_at = mono
+        return meter.total(stamp)
+
+    def ends(self, key: str, stamp: float) -> float:
+        """When a loaded meter's current window ends."""
+        meter = self._meters[key]
+        return meter.window_end if meter.window_end > stamp else meter.window(stamp).end
 
     def add(self, key: str, amount: float, window: Callable[[float], Window]) -> None:
         if amount <= 0:

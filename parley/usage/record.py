@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from parley.config import Price, Settings
 
 
-@dataclass(frozen=True, slots=True)
-class Tokens:
+class Tokens(NamedTuple):
+    """A request's token counts (a tuple: made for every request, cheaper than a dataclass)."""
+
     prompt: int = 0
     completion: int = 0
     cached: int = 0  # of the prompt, served from the provider's cache
@@ -20,26 +20,31 @@ class Tokens:
         return self.prompt + self.completion
 
 
-def _count(value: Any) -> int:
-    # Upstreams send all sorts; a count that is not a positive integer counts as nothing.
-    return value if type(value) is int and value > 0 else 0
-
-
 NO_TOKENS = Tokens()
 
 
 def tokens_of(usage: Any) -> Tokens:
     """Counts from OpenAI's ``usage`` (``prompt_tokens_details.cached_tokens`` and
-    ``completion_tokens_details.reasoning_tokens`` included)."""
+    ``completion_tokens_details.reasoning_tokens`` included). Upstreams send all sorts; a count
+    that is not a positive integer counts as nothing."""
     if type(usage) is not dict:
         return NO_TOKENS
-    prompt_details = usage.get("prompt_tokens_details")
-    completion_details = usage.get("completion_tokens_details")
+    prompt = usage.get("prompt_tokens")
+    completion = usage.get("completion_tokens")
+    cached: Any = 0
+    reasoning: Any = 0
+    details = usage.get("prompt_tokens_details")
+    if type(details) is dict:
+        cached = details.get("cached_tokens")
+    details = usage.get("completion_tokens_details")
+    if type(details) is dict:
+        reasoning = details.get("reasoning_tokens")
+    # (one expression per count, not a helper: this runs for every request)
     return Tokens(
-        _count(usage.get("prompt_tokens")),
-        _count(usage.get("completion_tokens")),
-        _count(prompt_details.get("cached_tokens")) if type(prompt_details) is dict else 0,
-        _count(completion_details.get("reasoning_tokens")) if type(completion_details) is dict else 0,
+        prompt if type(prompt) is int and prompt > 0 else 0,
+        completion if type(completion) is int and completion > 0 else 0,
+        cached if type(cached) is int and cached > 0 else 0,
+        reasoning if type(reasoning) is int and reasoning > 0 else 0,
     )
 
 
