@@ -72,6 +72,9 @@ class UpstreamHTTP:
                 max_line_size=MAX_LINE,
                 max_field_size=MAX_LINE,
                 skip_auto_headers=("user-agent",),
+                # One session serves every caller: a cookie an upstream sets for one request
+                # must not go out with the next caller's.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
