@@ -9,14 +9,13 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import Response
-from starlette.routing import Match, Route
-from starlette.types import Scope
 
 from parley.api.common import json_body, json_response, validate
 from parley.api.docs import body
 from parley.api.gateway_auth import OpenAICaller, gateway_caller
 from parley.api.openai_encoder import OpenAIEncoder
 from parley.api.openai_schemas import ChatRequest, EmbeddingRequest
+from parley.api.plain import PlainRoute
 from parley.caller import Caller
 from parley.chat.turn import TurnRequest, run
 from parley.core import Core, CoreDep, get_core
@@ -63,15 +62,7 @@ async def _chat_endpoint(request: Request) -> Response:
 # The gateway's busiest route as a plain Starlette route, put ahead of the documented one:
 # FastAPI's dependency resolution cost ~18 us a request here. Authentication comes first and
 # errors go to the same handlers, so the answers are the same.
-class _PlainRoute(Route):
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child = super().matches(scope)
-        if match is not Match.NONE:
-            child["route"] = self  # as FastAPI's routes do: the HTTP metrics label requests by it
-        return match, child
-
-
-chat_route = _PlainRoute("/v1/chat/completions", _chat_endpoint, methods=["POST"])
+chat_route = PlainRoute("/v1/chat/completions", _chat_endpoint, methods=["POST"])
 
 
 def _cards(c: Core) -> list[dict[str, Any]]:
