@@ -234,3 +234,24 @@ def test_a_repeated_filter_sees_changed_attributes(admin):
     for mode in MODES:
         hits = search(admin, mid, query="红烧肉怎么做", min_similarity=0.0, content_filter=only_zh, mode=mode)
         assert [h["content_key"] for h in hits] == ["b"], mode
+
+
+def test_the_packaged_model_gives_the_package_own_vectors():
+    """Parley's forward pass (first layer kept per token, convolutions in onnxruntime, or in numpy
+    without it) computes what the package's own encoder computes, for short and long texts in
+    one batch (a text longer than a forward pass's token budget included)."""
+    import numpy as np
+
+    from parley.providers.local_embeddings import TOKEN_BUDGET, LocalEmbedder
+
+    texts = [*PASSAGES.values(), "年假" * TOKEN_BUDGET, "x", "", "年假为每年十五天？" * 3]
+    embedder = LocalEmbedder(workers=1)
+    model = embedder._load()
+    reference = np.asarray(model.encode(texts))
+    assert embedder._forward is not None and embedder._forward.convolutions is not None
+    for _ in range(2):  # the second time every token's first layer comes from what was kept
+        mine = np.asarray(embedder.embed_sync(texts))
+        assert mine.shape == (len(texts), 512)
+        assert float(np.abs(mine - reference).max()) < 1e-5
+    embedder._forward.convolutions = None
+    assert float(np.abs(np.asarray(embedder.embed_sync(texts)) - reference).max()) < 1e-5
