@@ -230,14 +230,87 @@ class Searcher:
                 scores = await self._pg_hybrid(db, memory, index, mask, lexical, q, content_filter, limit)
                 return await self._best(db, scores, limit, min_similarity)
             same = index.vectors is not None and index.vectors.shape[1] == len(q)
-            cos = index.vectors @ q if same else np.zeros(len(index), dtype=np.float32)
             mean = scoring.shrunk_mean(float(q @ index.vector_sum), len(index)) if same else 0.0
+            at, cos = self._dense_candidates(profile, index, mask, lexical, q, mean, limit, same)
             dense = scoring.dense_logit(profile, cos, mean)
-            if lexical is None:
-                sims = scoring.sigmoid(dense)
-            else:
-                sims = scoring.sigmoid(self._fuse(index, mask, lexical, dense, np.arange(len(index))))
+            logit = dense if lexical is None else self._fuse(index, mask, lexical, dense, at)
+            sims = scoring.sigmoid(logit)
+            best = {index.chunk_ids[i]: float(v) for i, v in zip(at, sims, strict=True)}
+            return await self._best(db, best, limit, min_similarity)
         return await self._best(db, self._top(index, np.where(mask, sims, -1.0), limit), limit, min_similarity)
+
+    @staticmethod
+    def _dense_candidates(
+        profile: scoring.DenseProfile,
+        index: LoadedIndex,
+        mask: np.ndarray,
+        lexical: Lexical | None,
+        q: np.ndarray,
+        mean: float,
+        limit: int,
+        same: bool,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The positions of the best-ranked allowed chunks and their exact cosines.
+
+        Every chunk is ranked cheaply (float32 log-odds, no logistic) and only ``limit`` and a
+        margin are scored exactly. On a large memory the ranking starts from coarse.py's int8
+        cosines: chunks whose best possible log-odds (the cosine's error bound applied) fall
+        below the ``limit``-th best worst possible one cannot be among the results; the rest
+        (a few dozen to a few hundred) get exact cosines first."""
+        everything = np.arange(len(index))
+        scan = index.coarse is not None and same and isinstance(profile.calibration, scoring.Calibration)
+        if scan and profile.calibration.slope > 0 and limit < mask.sum():  # type: ignore[union-attr]
+            assert index.coarse is not None
+            approx, bound = index.coarse.scan(q)
+            low = Searcher._rank(profile, mask, lexical, approx - bound, mean, everything)
+            high = Searcher._rank(profile, mask, lexical, approx + bound, mean, everything)
+            allowed = low[mask]
+            floor = float(np.partition(allowed, len(allowed) - limit)[len(allowed) - limit])
+            # float32 rounding can put ``high`` a hair under ``low`` where lexical evidence alone
+            # decides: a little slack keeps such chunks (more candidates is always safe).
+            within = np.flatnonzero(mask & (high >= floor - 1e-3 * (1 + abs(floor))))
+            if len(within) * 4 < len(index):
+                assert index.vectors is not None
+                cos = index.vectors[within] @ q
+                rank = Searcher._rank(profile, mask, lexical, cos, mean, within)
+                chosen = Searcher._candidates(rank, limit)
+                return within[chosen], cos[chosen]
+        cos = index.vectors @ q if same and index.vectors is not None else np.zeros(len(index), dtype=np.float32)
+        at = Searcher._candidates(
+            np.where(mask, Searcher._rank(profile, mask, lexical, cos, mean, everything), -np.inf), limit
+        )
+        return at, cos[at]
+
+    @staticmethod
+    def _candidates(rank: np.ndarray, limit: int) -> np.ndarray:
+        """Positions of the best-ranked chunks (-inf: not allowed): ``limit`` and a margin, so a
+        near-tie that float32 ranking orders differently from the exact scores cannot push a
+        result out."""
+        k = min(limit * 2 + 10, len(rank))
+        top = np.argpartition(-rank, k - 1)[:k] if k < len(rank) else np.arange(len(rank))
+        return top[np.isfinite(rank[top])]
+
+    @staticmethod
+    def _rank(
+        profile: scoring.DenseProfile,
+        mask: np.ndarray,
+        lexical: Lexical | None,
+        cos: np.ndarray,
+        mean: float,
+        at: np.ndarray,
+    ) -> np.ndarray:
+        """Dense or ``_fuse``'s hybrid log-odds of the chunks at ``at`` with cosines ``cos``, in
+        float32 (ranking only)."""
+        dense = scoring.rank_dense(profile, cos, mean)
+        if lexical is None:
+            return dense
+        allowed = lexical.score[mask]
+        best = float(allowed.max()) if len(allowed) else 0.0
+        lex = scoring.lexical_logit32(lexical.score[at], scoring.shrunk_mean(lexical.total, len(mask)))
+        lex -= dense
+        lex *= lexical.coverage[at] * np.float32(scoring.gate(best))
+        lex += dense
+        return lex
 
     @staticmethod
     def _fuse(index: LoadedIndex, mask: np.ndarray, lexical: Lexical, dense: np.ndarray, at: np.ndarray) -> np.ndarray:
