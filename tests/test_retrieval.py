@@ -256,6 +256,9 @@ def test_the_packaged_model_gives_the_package_own_vectors():
         mine = np.asarray(embedder.embed_sync(texts))
         assert mine.shape == (len(texts), 512)
         assert float((mine * reference).sum(axis=1).min()) > 0.999
+        # and a text's vector does not depend on the texts embedded with it
+        alone = np.asarray([embedder.embed_sync([t])[0] for t in texts])
+        assert np.array_equal(alone, mine)
     forward.convolutions = local_embeddings._convolutions(forward.b, forward.use, int8=False)
     assert float(np.abs(np.asarray(embedder.embed_sync(texts)) - reference).max()) < 1e-5
     forward.convolutions = None

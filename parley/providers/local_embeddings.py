@@ -171,6 +171,9 @@ class Forward:
         self.used = 0
         self.lock = threading.Lock()
         self.convolutions = _convolutions(backend, use)
+        # int8 products quantize their input per call, over every token in it: a text's vector
+        # would depend on the texts batched with it. Each text then gets a call of its own.
+        self.alone = INT8 and self.convolutions is not None
 
     def _first(self, ids: np.ndarray) -> np.ndarray:
         """Embedding row → projection → layer norm, for distinct token ids."""
@@ -206,8 +209,9 @@ class Forward:
         out = np.empty((len(pieces), DIMENSIONS), dtype=np.float32)
         group: list[list[int]] = []
         n_tokens = first = 0
+        budget = 0 if self.alone else TOKEN_BUDGET
         for i, ids in enumerate(pieces):
-            if group and n_tokens + len(ids) > TOKEN_BUDGET:
+            if group and n_tokens + len(ids) > budget:
                 self._batch(group, n_tokens, out[first:i])
                 group, n_tokens, first = [], 0, i
             group.append(ids)
