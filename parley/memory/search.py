@@ -257,13 +257,13 @@ class Searcher:
         cosines: chunks whose best possible log-odds (the cosine's error bound applied) fall
         below the ``limit``-th best worst possible one cannot be among the results; the rest
         (a few dozen to a few hundred) get exact cosines first."""
-        everything = np.arange(len(index))
+        mix = Searcher._mix(mask, lexical)
         scan = index.coarse is not None and same and isinstance(profile.calibration, scoring.Calibration)
         if scan and profile.calibration.slope > 0 and limit < mask.sum():  # type: ignore[union-attr]
             assert index.coarse is not None
             approx, bound = index.coarse.scan(q)
-            low = Searcher._rank(profile, mask, lexical, approx - bound, mean, everything)
-            high = Searcher._rank(profile, mask, lexical, approx + bound, mean, everything)
+            low = Searcher._rank(profile, mix, approx - bound, mean)
+            high = Searcher._rank(profile, mix, approx + bound, mean)
             allowed = low[mask]
             floor = float(np.partition(allowed, len(allowed) - limit)[len(allowed) - limit])
             # float32 rounding can put ``high`` a hair under ``low`` where lexical evidence alone
@@ -272,13 +272,10 @@ class Searcher:
             if len(within) * 4 < len(index):
                 assert index.vectors is not None
                 cos = index.vectors[within] @ q
-                rank = Searcher._rank(profile, mask, lexical, cos, mean, within)
-                chosen = Searcher._candidates(rank, limit)
+                chosen = Searcher._candidates(Searcher._rank(profile, mix, cos, mean, within), limit)
                 return within[chosen], cos[chosen]
         cos = index.vectors @ q if same and index.vectors is not None else np.zeros(len(index), dtype=np.float32)
-        at = Searcher._candidates(
-            np.where(mask, Searcher._rank(profile, mask, lexical, cos, mean, everything), -np.inf), limit
-        )
+        at = Searcher._candidates(np.where(mask, Searcher._rank(profile, mix, cos, mean), -np.inf), limit)
         return at, cos[at]
 
     @staticmethod
@@ -291,26 +288,35 @@ class Searcher:
         return top[np.isfinite(rank[top])]
 
     @staticmethod
-    def _rank(
-        profile: scoring.DenseProfile,
-        mask: np.ndarray,
-        lexical: Lexical | None,
-        cos: np.ndarray,
-        mean: float,
-        at: np.ndarray,
-    ) -> np.ndarray:
-        """Dense or ``_fuse``'s hybrid log-odds of the chunks at ``at`` with cosines ``cos``, in
-        float32 (ranking only)."""
-        dense = scoring.rank_dense(profile, cos, mean)
+    def _mix(mask: np.ndarray, lexical: Lexical | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """``_fuse`` as ``dense × keep + add`` per chunk, in float32 (ranking only): ``keep`` is
+        1 − ω, ``add`` ω × the lexical log-odds. None in dense mode."""
         if lexical is None:
-            return dense
+            return None
         allowed = lexical.score[mask]
         best = float(allowed.max()) if len(allowed) else 0.0
-        lex = scoring.lexical_logit32(lexical.score[at], scoring.shrunk_mean(lexical.total, len(mask)))
-        lex -= dense
-        lex *= lexical.coverage[at] * np.float32(scoring.gate(best))
-        lex += dense
-        return lex
+        weight = lexical.coverage * np.float32(scoring.gate(best))
+        add = scoring.lexical_logit32(lexical.score, scoring.shrunk_mean(lexical.total, len(mask)))
+        add *= weight
+        return np.float32(1) - weight, add
+
+    @staticmethod
+    def _rank(
+        profile: scoring.DenseProfile,
+        mix: tuple[np.ndarray, np.ndarray] | None,
+        cos: np.ndarray,
+        mean: float,
+        at: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Dense or hybrid log-odds (see ``_mix``) of chunks with cosines ``cos``: every chunk, or
+        those at ``at``; in float32, for ranking only."""
+        rank = scoring.rank_dense(profile, cos, mean)
+        if mix is None:
+            return rank
+        keep, add = mix if at is None else (mix[0][at], mix[1][at])
+        rank *= keep
+        rank += add
+        return rank
 
     @staticmethod
     def _fuse(index: LoadedIndex, mask: np.ndarray, lexical: Lexical, dense: np.ndarray, at: np.ndarray) -> np.ndarray:
