@@ -234,3 +234,77 @@ def test_a_repeated_filter_sees_changed_attributes(admin):
     for mode in MODES:
         hits = search(admin, mid, query="红烧肉怎么做", min_similarity=0.0, content_filter=only_zh, mode=mode)
         assert [h["content_key"] for h in hits] == ["b"], mode
+
+
+def test_the_packaged_model_gives_the_package_own_vectors():
+    """Parley's forward pass (first layer kept per token, convolutions in onnxruntime with int8
+    weights, in float32, or in numpy without onnxruntime) computes what the package's own encoder
+    computes, for short and long texts in one batch (one longer than a forward pass's token
+    budget included)."""
+    import numpy as np
+
+    from parley.providers import local_embeddings
+    from parley.providers.local_embeddings import TOKEN_BUDGET, LocalEmbedder
+
+    texts = [*PASSAGES.values(), "年假" * TOKEN_BUDGET, "x", "", "年假为每年十五天？" * 3]
+    embedder = LocalEmbedder(workers=1)
+    model = embedder._load()
+    reference = np.asarray(model.encode(texts))
+    forward = embedder._forward
+    assert forward is not None and forward.convolutions is not None
+    for _ in range(2):  # the second time every token's first layer comes from what was kept
+        mine = np.asarray(embedder.embed_sync(texts))
+        assert mine.shape == (len(texts), 512)
+        assert float((mine * reference).sum(axis=1).min()) > 0.999
+        # and a text's vector does not depend on the texts embedded with it
+        alone = np.asarray([embedder.embed_sync([t])[0] for t in texts])
+        assert np.array_equal(alone, mine)
+    forward.convolutions = local_embeddings._convolutions(forward.b, forward.use, int8=False)
+    assert float(np.abs(np.asarray(embedder.embed_sync(texts)) - reference).max()) < 1e-5
+    forward.convolutions = None
+    assert float(np.abs(np.asarray(embedder.embed_sync(texts)) - reference).max()) < 1e-5
+
+
+def test_the_int8_first_pass_finds_what_the_exact_search_finds():
+    """On a memory large enough for coarse.py's int8 first pass, the error bound holds and the
+    candidates it leaves are scored exactly: dense and hybrid results (with and without a
+    filter) equal those of scoring every chunk in float64."""
+    import numpy as np
+
+    from parley.memory import scoring
+    from parley.memory.bm25 import Lexical
+    from parley.memory.coarse import MIN_ROWS, Coarse
+    from parley.memory.index import LoadedIndex
+    from parley.memory.search import Searcher
+
+    rng = np.random.default_rng(7)
+    n = MIN_ROWS + 5000
+    base = rng.normal(size=(500, 512)).astype(np.float32)
+    vectors = base[rng.integers(0, 500, n)] + rng.normal(0, 0.05, (n, 512)).astype(np.float32)  # near-duplicates
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    coarse = Coarse.build(vectors)
+    assert coarse is not None
+    ids = np.array([f"c{i}" for i in range(n)], dtype=object)
+    index = LoadedIndex(1, ids, np.arange(n, dtype=np.int32), {}, None, vectors, vectors.sum(axis=0), coarse=coarse)  # type: ignore[arg-type]
+    profile = scoring.PACKAGED
+    for trial in range(30):
+        q = vectors[rng.integers(0, n)] + rng.normal(0, 0.3, 512).astype(np.float32)
+        q /= np.linalg.norm(q)
+        exact = vectors.astype(np.float64) @ q.astype(np.float64)
+        approx, bound = coarse.scan(q)
+        assert np.all(np.abs(approx - exact) <= bound)
+        mask = rng.random(n) < (1.0 if trial % 2 else 0.1)
+        score = np.where(rng.random(n) < 0.01, rng.random(n), 0.0).astype(np.float32)
+        lexical = Lexical(score, rng.choice([0.5, 1.0], n).astype(np.float32), float(score.sum()))
+        mean = scoring.shrunk_mean(float(q @ index.vector_sum), n)
+        for lex in (None, lexical):
+            at, cos = Searcher._dense_candidates(profile, index, mask, lex, q, mean, 10, True)
+            logit = scoring.dense_logit(profile, cos, mean)
+            if lex is not None:
+                logit = Searcher._fuse(index, mask, lex, logit, at)
+            found = np.sort(scoring.sigmoid(logit))[::-1][:10]
+            full = scoring.dense_logit(profile, exact, mean)
+            if lex is not None:
+                full = Searcher._fuse(index, mask, lex, full, np.arange(n))
+            want = np.sort(scoring.sigmoid(full)[mask])[::-1][:10]
+            assert np.allclose(found, want, atol=1e-6), (trial, lex is None)

@@ -50,6 +50,10 @@ def split(text: str, max_tokens: int = 1024, overlap: int = 0) -> list[Chunk]:
     overlap = max(0, min(overlap, max_tokens // 2))
     enc = tokens.encoding()
     room = max_tokens - overlap
+    whole = tokens.count(text)
+    if whole <= room:  # one chunk, as the general path below would make it, with one encoding
+        body = text.strip()
+        return [Chunk(0, body, whole if body == text else tokens.count(body))]
     chunks: list[str] = []
     current, current_tokens = "", 0
     for piece in _pieces(text, room):

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.memory.bm25 import LexicalIndex
+from parley.memory.coarse import Coarse
 from parley.storage.models import Memory, MemoryChunk
 
 
@@ -31,6 +32,7 @@ class LoadedIndex:
     lexical: LexicalIndex
     vectors: np.ndarray | None  # rows L2-normalized; None when the database searches vectors
     vector_sum: np.ndarray | None  # the sum of those rows (SQLite; PostgreSQL asks pgvector)
+    coarse: Coarse | None = None  # int8 copies for a first pass over large memories (see coarse.py)
     _positions: dict[str, int] | None = None
     # Which rows a content filter allows, by (contents stamp, filter): chat asks with the same
     # filter every turn, and a JSON filter over 100k contents costs the database ~100 ms.
@@ -113,4 +115,5 @@ class IndexCache:
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             vectors /= np.where(norms == 0, 1, norms)
             vector_sum = vectors.sum(axis=0)
-        return LoadedIndex(version, ids, codes, contents, lexical, vectors, vector_sum)
+        coarse = Coarse.build(vectors) if vectors is not None else None
+        return LoadedIndex(version, ids, codes, contents, lexical, vectors, vector_sum, coarse=coarse)

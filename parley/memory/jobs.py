@@ -229,15 +229,18 @@ class EmbeddingWorker:
         ready = [cid for cid in newest if cid in with_chunks and cid not in blocked]
         if not ready:
             return
-        # One transaction: the new chunk sets answer from now on, the old ones are gone.
-        for cid in ready:
-            await db.execute(
-                update(MemoryChunk)
-                .where(MemoryChunk.content_id == cid, MemoryChunk.version == newest[cid])
-                .values(active=True)
-            )
-            await db.execute(
-                delete(MemoryChunk).where(MemoryChunk.content_id == cid, MemoryChunk.version != newest[cid])
-            )
+        # One transaction: the new chunk sets answer from now on, the old ones are gone. One
+        # statement per batch, not per content (executemany), and a delete only where there
+        # are older versions to delete.
+        table = cast(Table, MemoryChunk.__table__)
+        this = table.c.content_id == bindparam("cid")
+        await db.execute(
+            update(table).where(this, table.c.version == bindparam("v")).values(active=True),
+            [{"cid": cid, "v": newest[cid]} for cid in ready],
+        )
+        older = {cid for cid, version, _, _ in rows if cid in newest and version != newest[cid]}
+        stale = [{"cid": cid, "v": newest[cid]} for cid in ready if cid in older]
+        if stale:
+            await db.execute(delete(table).where(this, table.c.version != bindparam("v")), stale)
         for memory_id in {m for cid, _, m in contents if cid in ready}:
             await bump(db, memory_id)

@@ -120,6 +120,25 @@ def dense_logit(profile: DenseProfile, cosine: np.ndarray, mean: float = 0.0) ->
     return profile.calibration.logit(raw - mean if profile.centered else raw)
 
 
+def rank_dense(profile: DenseProfile, cosine: np.ndarray, mean: float = 0.0) -> np.ndarray:
+    """``dense_logit`` in float32, for ranking many chunks before the best few are scored exactly."""
+    cal = profile.calibration
+    raw = cosine - np.float32(mean) if profile.centered else cosine.astype(np.float32)
+    if isinstance(cal, Calibration):
+        raw -= np.float32(cal.midpoint)
+        raw *= np.float32(cal.slope)
+        return raw
+    return cal.logit(raw).astype(np.float32)
+
+
+def lexical_logit32(score: np.ndarray, mean: float) -> np.ndarray:
+    """``lexical_logit`` in float32 (ranking only)."""
+    logit = score - np.float32(BACKGROUND_WEIGHT * mean + LEXICAL_MIDPOINT)
+    logit *= np.float32(LEXICAL_SLOPE)
+    logit[score <= 0] = NO_MATCH
+    return logit
+
+
 def lexical_logit(score: np.ndarray, mean: float) -> np.ndarray:
     """``score``: L per chunk; ``mean``: the query's shrunk mean L over the memory."""
     score = np.asarray(score, dtype=np.float64)

@@ -230,14 +230,93 @@ class Searcher:
                 scores = await self._pg_hybrid(db, memory, index, mask, lexical, q, content_filter, limit)
                 return await self._best(db, scores, limit, min_similarity)
             same = index.vectors is not None and index.vectors.shape[1] == len(q)
-            cos = index.vectors @ q if same else np.zeros(len(index), dtype=np.float32)
             mean = scoring.shrunk_mean(float(q @ index.vector_sum), len(index)) if same else 0.0
+            at, cos = self._dense_candidates(profile, index, mask, lexical, q, mean, limit, same)
             dense = scoring.dense_logit(profile, cos, mean)
-            if lexical is None:
-                sims = scoring.sigmoid(dense)
-            else:
-                sims = scoring.sigmoid(self._fuse(index, mask, lexical, dense, np.arange(len(index))))
+            logit = dense if lexical is None else self._fuse(index, mask, lexical, dense, at)
+            sims = scoring.sigmoid(logit)
+            best = {index.chunk_ids[i]: float(v) for i, v in zip(at, sims, strict=True)}
+            return await self._best(db, best, limit, min_similarity)
         return await self._best(db, self._top(index, np.where(mask, sims, -1.0), limit), limit, min_similarity)
+
+    @staticmethod
+    def _dense_candidates(
+        profile: scoring.DenseProfile,
+        index: LoadedIndex,
+        mask: np.ndarray,
+        lexical: Lexical | None,
+        q: np.ndarray,
+        mean: float,
+        limit: int,
+        same: bool,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The positions of the best-ranked allowed chunks and their exact cosines.
+
+        Every chunk is ranked cheaply (float32 log-odds, no logistic) and only ``limit`` and a
+        margin are scored exactly. On a large memory the ranking starts from coarse.py's int8
+        cosines: chunks whose best possible log-odds (the cosine's error bound applied) fall
+        below the ``limit``-th best worst possible one cannot be among the results; the rest
+        (a few dozen to a few hundred) get exact cosines first."""
+        mix = Searcher._mix(mask, lexical)
+        scan = index.coarse is not None and same and isinstance(profile.calibration, scoring.Calibration)
+        if scan and profile.calibration.slope > 0 and limit < mask.sum():  # type: ignore[union-attr]
+            assert index.coarse is not None
+            approx, bound = index.coarse.scan(q)
+            low = Searcher._rank(profile, mix, approx - bound, mean)
+            high = Searcher._rank(profile, mix, approx + bound, mean)
+            allowed = low[mask]
+            floor = float(np.partition(allowed, len(allowed) - limit)[len(allowed) - limit])
+            # float32 rounding can put ``high`` a hair under ``low`` where lexical evidence alone
+            # decides: a little slack keeps such chunks (more candidates is always safe).
+            within = np.flatnonzero(mask & (high >= floor - 1e-3 * (1 + abs(floor))))
+            if len(within) * 4 < len(index):
+                assert index.vectors is not None
+                cos = index.vectors[within] @ q
+                chosen = Searcher._candidates(Searcher._rank(profile, mix, cos, mean, within), limit)
+                return within[chosen], cos[chosen]
+        cos = index.vectors @ q if same and index.vectors is not None else np.zeros(len(index), dtype=np.float32)
+        at = Searcher._candidates(np.where(mask, Searcher._rank(profile, mix, cos, mean), -np.inf), limit)
+        return at, cos[at]
+
+    @staticmethod
+    def _candidates(rank: np.ndarray, limit: int) -> np.ndarray:
+        """Positions of the best-ranked chunks (-inf: not allowed): ``limit`` and a margin, so a
+        near-tie that float32 ranking orders differently from the exact scores cannot push a
+        result out."""
+        k = min(limit * 2 + 10, len(rank))
+        top = np.argpartition(-rank, k - 1)[:k] if k < len(rank) else np.arange(len(rank))
+        return top[np.isfinite(rank[top])]
+
+    @staticmethod
+    def _mix(mask: np.ndarray, lexical: Lexical | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """``_fuse`` as ``dense × keep + add`` per chunk, in float32 (ranking only): ``keep`` is
+        1 − ω, ``add`` ω × the lexical log-odds. None in dense mode."""
+        if lexical is None:
+            return None
+        allowed = lexical.score[mask]
+        best = float(allowed.max()) if len(allowed) else 0.0
+        weight = lexical.coverage * np.float32(scoring.gate(best))
+        add = scoring.lexical_logit32(lexical.score, scoring.shrunk_mean(lexical.total, len(mask)))
+        add *= weight
+        return np.float32(1) - weight, add
+
+    @staticmethod
+    def _rank(
+        profile: scoring.DenseProfile,
+        mix: tuple[np.ndarray, np.ndarray] | None,
+        cos: np.ndarray,
+        mean: float,
+        at: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Dense or hybrid log-odds (see ``_mix``) of chunks with cosines ``cos``: every chunk, or
+        those at ``at``; in float32, for ranking only."""
+        rank = scoring.rank_dense(profile, cos, mean)
+        if mix is None:
+            return rank
+        keep, add = mix if at is None else (mix[0][at], mix[1][at])
+        rank *= keep
+        rank += add
+        return rank
 
     @staticmethod
     def _fuse(index: LoadedIndex, mask: np.ndarray, lexical: Lexical, dense: np.ndarray, at: np.ndarray) -> np.ndarray:

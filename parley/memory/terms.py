@@ -1,4 +1,5 @@
-"""Words for BM25: jieba segments Chinese, Snowball stems English, both lower-cased.
+"""Words for BM25: jieba segments Chinese (rjieba, its compiled port, when installed), Snowball
+stems English, both lower-cased.
 
 The same function cuts documents and queries, so they meet on the same terms. Stopwords are
 function words and the words questions are made of (怎么, 多少, 什么, how, what…): a passage
@@ -59,13 +60,52 @@ def _stemmer():  # noqa: ANN202
     return snowballstemmer.stemmer("english")
 
 
+# jieba's own split of a run of letters, digits and signs it has no word for ("2.4km" → "2.4", "km").
+_ALNUM_RUN = re.compile(r"([a-zA-Z0-9]+(?:\.\d+)?%?)")
+_JIEBA_HAN = re.compile("[\u4e00-\u9fd5]")
+
+
+@functools.cache
+def _segment():  # noqa: ANN202 - the fastest segmenter installed, as a function of a text
+    try:
+        import rjieba
+    except ImportError:
+        return None
+    return rjieba.cut
+
+
+def cut_for_search(text: str) -> list[str]:
+    """jieba's ``lcut_for_search``: its words, and before each longer word the dictionary words
+    of two and three characters inside it.
+
+    The words come from rjieba (jieba's algorithm and dictionary, compiled: ~3× faster on a
+    Chinese paragraph, the whole of the segmentation's share of ingestion) when it is installed.
+    It keeps a run like "2.4km" or "text-align" whole where jieba splits it; split the same way,
+    the terms agree with jieba's on 15,826 of the 15,828 texts of bench/retrieval.py's three
+    sets (the other two differ by one word each)."""
+    jieba = _jieba()
+    cut = _segment()
+    if cut is None:
+        return jieba.lcut_for_search(text)
+    known = jieba.dt.FREQ
+    out: list[str] = []
+    for word in cut(text, True):
+        parts = [word] if len(word) < 2 or _JIEBA_HAN.search(word) else [p for p in _ALNUM_RUN.split(word) if p]
+        for w in parts:
+            if len(w) > 2:
+                out.extend(w[i : i + 2] for i in range(len(w) - 1) if known.get(w[i : i + 2]))
+            if len(w) > 3:
+                out.extend(w[i : i + 3] for i in range(len(w) - 2) if known.get(w[i : i + 3]))
+            out.append(w)
+    return out
+
+
 def terms(text: str, document: bool = False) -> list[str]:
     """A text's BM25 terms; ``document`` for a chunk being indexed rather than a query."""
     out = []
     stem = _stemmer().stemWord
-    jieba = _jieba()
-    known = jieba.dt.FREQ
-    for token in jieba.lcut_for_search(text.lower()):
+    known = _jieba().dt.FREQ
+    for token in cut_for_search(text.lower()):
         token = token.strip()
         if not token or token in STOPWORDS or not _KEEP.search(token):
             continue
