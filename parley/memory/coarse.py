@@ -18,12 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from parley.onnx_session import single_threaded
+
 MIN_ROWS = 20_000  # below this the float32 product is already cheap
 
 
 def _session(columns: np.ndarray, scales: np.ndarray) -> Any:
     try:
-        import onnxruntime  # type: ignore[import-untyped]
+        import onnxruntime  # type: ignore[import-untyped]  # noqa: F401 - only whether it is there
         from onnx import TensorProto, helper, numpy_helper
     except ImportError:
         return None
@@ -41,15 +43,7 @@ def _session(columns: np.ndarray, scales: np.ndarray) -> Any:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, rows])],
         weights,
     )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
-    )
-    model.ir_version = 8
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return single_threaded(graph)
 
 
 class Coarse:

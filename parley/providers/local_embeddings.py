@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from parley import tokens
+from parley.onnx_session import single_threaded
 from parley.providers.base import Embeddings
 
 DIMENSIONS = 512
@@ -75,7 +76,7 @@ def _convolutions(b: Any, use: Any, int8: bool = INT8) -> Any:
     reaches outside the token's text, which the appended zero row answers).
     """
     try:
-        import onnxruntime  # type: ignore[import-untyped]
+        import onnxruntime  # type: ignore[import-untyped]  # noqa: F401 - only whether it is there
         from onnx import TensorProto, helper, numpy_helper
     except ImportError:
         return None
@@ -140,15 +141,7 @@ def _convolutions(b: Any, use: Any, int8: bool = INT8) -> Any:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, len(use._ORDERS) * cnn])],
         weights,
     )
-    domains = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
-    model = helper.make_model(graph, opset_imports=domains)
-    model.ir_version = 8
-    options = onnxruntime.SessionOptions()
-    # One thread per call, as for numpy's BLAS: calls already run side by side, one per core.
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return single_threaded(graph)
 
 
 class Forward:
