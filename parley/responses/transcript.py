@@ -93,16 +93,15 @@ class ResponseTranscript:
         return dict(found)
 
     async def finish(self, reply: Reply) -> None:
-        body = self.draft.finish(reply)
-        if not self.store:
-            return
-        async with self.sessions() as db:
-            await store.save(db, self.key_id, storable(body), self.previous_response_id, self.items, self._context)
+        await self._save(self.draft.finish(reply))
 
     async def fail(self, exc: ParleyError) -> None:
         # Kept like any response, with status "failed", its error and what came before it, so
         # ``GET /v1/responses/{id}`` finds the id the client saw in ``response.created``.
-        body = self.draft.failed(exc)
+        await self._save(self.draft.failed(exc))
+
+    async def _save(self, body: Body) -> None:
+        """The response with its input, when ``store`` is on (the draft is made either way)."""
         if not self.store:
             return
         async with self.sessions() as db:
