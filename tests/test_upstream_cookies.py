@@ -6,7 +6,6 @@ Parley calls each upstream through one shared HTTP session; were its cookies kep
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import httpx
@@ -20,22 +19,14 @@ from parley.app import create_app
 from tests import conftest
 from tests.conftest import cli_json
 from tests.servers import ThreadedServer
-
-COMPLETION = {
-    "id": "chatcmpl-cookie",
-    "object": "chat.completion",
-    "created": 1,
-    "model": "m",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-}
+from tests.test_upstream_keepalive import COMPLETION
 
 
 def cookie_setting_upstream(seen: list[str | None]) -> Starlette:
     async def completions(request: Request) -> Response:
         seen.append(request.headers.get("cookie"))
         headers = {"set-cookie": "upstream_session=caller-one; Path=/; HttpOnly"}
-        return Response(json.dumps(COMPLETION), media_type="application/json", headers=headers)
+        return Response(COMPLETION, media_type="application/json", headers=headers)
 
     return Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
 
