@@ -38,7 +38,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from profile import label, py_spy, summarize  # noqa: E402
+from profile import label, py_spy, stacks, summarize  # noqa: E402
 
 from loadgen import Result, request_bytes, run  # noqa: E402
 from stack import running  # noqa: E402
@@ -135,15 +135,12 @@ def _frames(folded: Path) -> tuple[Counter[str], Counter[str], int]:
     own: Counter[str] = Counter()
     incl: Counter[str] = Counter()
     total = 0
-    for line in folded.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not stack:
-            continue
-        frames = [label(f) for f in stack.split(";")]
-        total += int(n)
-        own[frames[-1]] += int(n)
+    for raw, n in stacks(folded):
+        frames = [label(f) for f in raw]
+        total += n
+        own[frames[-1]] += n
         for f in set(frames):
-            incl[f] += int(n)
+            incl[f] += n
     return own, incl, total
 
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -50,17 +51,20 @@ def package(frame: str) -> str:
     return path.split("/", 1)[0] if "/" in path else path
 
 
+def stacks(folded: Path) -> Iterator[tuple[list[str], int]]:
+    """py-spy's folded output: each sampled stack (raw frames, outermost first) and its count."""
+    for line in folded.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if stack:
+            yield stack.split(";"), int(n)
+
+
 def summarize(folded: Path, top: int) -> None:
     self_counts: Counter[str] = Counter()
     by_package: Counter[str] = Counter()
     incl: Counter[str] = Counter()
     total = 0
-    for line in folded.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not stack:
-            continue
-        count = int(n)
-        raw = stack.split(";")
+    for raw, count in stacks(folded):
         frames = [label(f) for f in raw]
         total += count
         self_counts[frames[-1]] += count
