@@ -13,7 +13,9 @@ prints p50 latency and throughput of each and the ratio on/off (best round of ea
 CPU time each server process spent per request (from /proc: steadier than throughput on a
 busy machine) and its ratio; then the median over the rounds of each round's on/off ratio of
 throughput and of CPU per request (the two runs of a round are close in time, so this is the
-figure a machine busy with other work moves least).
+figure a machine busy with other work moves least). The last two columns are the context
+switches of all the server's threads per request (median of the rounds): how often its threads
+wake, or wait for the GIL.
 
 ``--on`` turns on only some of the three parts in the "on" server (usage, metrics, limits), to
 weigh each alone against the same "off" server.
@@ -110,11 +112,26 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _measure(port: int, pid: int, req: bytes, conc: int, n: int, secs: float) -> tuple[Result, float]:
-    """One round, and the server's CPU microseconds per request in it."""
-    cpu = _cpu_seconds(pid)
+def _switches(pid: int) -> int:
+    """Context switches of every thread of a process so far: how often its threads wake up
+    (a thread handing the GIL to another, or waiting for it, switches)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            for line in (task / "status").read_text().splitlines():
+                if "ctxt_switches:" in line:  # voluntary and nonvoluntary
+                    total += int(line.split()[-1])
+        except OSError:  # the thread ended meanwhile
+            pass
+    return total
+
+
+def _measure(port: int, pid: int, req: bytes, conc: int, n: int, secs: float) -> tuple[Result, float, float]:
+    """One round; the server's CPU microseconds and context switches per request in it."""
+    cpu, switches = _cpu_seconds(pid), _switches(pid)
     result = asyncio.run(run("127.0.0.1", port, req, conc, n, secs))
-    return result, (_cpu_seconds(pid) - cpu) / max(len(result.latencies), 1) * 1e6
+    done = max(len(result.latencies), 1)
+    return result, (_cpu_seconds(pid) - cpu) / done * 1e6, (_switches(pid) - switches) / done
 
 
 Server = tuple[int, int, str]  # port, pid, key
@@ -251,7 +268,7 @@ def _bench(off_server: Server, on_server: Server, args: argparse.Namespace) -> N
     print(
         f"{'mode':<8}{'conc':>5} | {'off p50':>9}{'on p50':>9}{'added':>8} | "
         f"{'off rps':>9}{'on rps':>9}{'on/off':>8} | {'off cpu/req':>11}{'on cpu/req':>11}{'on/off':>8} | "
-        f"{'median on/off: rps':>18}{'cpu':>6}"
+        f"{'median on/off: rps':>18}{'cpu':>6} | {'switches/req off, on':>12}"
     )
     only = {c.strip() for c in args.only.split(",") if c.strip()}
     (off_port, off_pid, off_key), (on_port, on_pid, on_key) = off_server, on_server
@@ -267,8 +284,8 @@ def _bench(off_server: Server, on_server: Server, args: argparse.Namespace) -> N
             n, secs = (args.requests, 120.0) if conc == 1 else (10**9, args.seconds)
             for port, req in ((off_port, off_req), (on_port, on_req)):  # warm both
                 asyncio.run(run("127.0.0.1", port, req, 4, 300, 5))
-            offs: list[tuple[Result, float]] = []
-            ons: list[tuple[Result, float]] = []
+            offs: list[tuple[Result, float, float]] = []
+            ons: list[tuple[Result, float, float]] = []
             for i in range(args.rounds):
                 if i % 2:  # alternate which goes first, so a drifting machine favours neither
                     ons.append(_measure(on_port, on_pid, on_req, conc, n, secs))
@@ -278,8 +295,9 @@ def _bench(off_server: Server, on_server: Server, args: argparse.Namespace) -> N
             errors = sum(r.errors for r, _ in offs + ons)
             if errors:
                 print(f"  errors: {errors}")
-            off, off_cpu = max(offs, key=lambda m: m[0].rps)[0], min(c for _, c in offs)
-            on, on_cpu = max(ons, key=lambda m: m[0].rps)[0], min(c for _, c in ons)
+            off, off_cpu = max(offs, key=lambda m: m[0].rps)[0], min(m[1] for m in offs)
+            on, on_cpu = max(ons, key=lambda m: m[0].rps)[0], min(m[1] for m in ons)
+            off_sw, on_sw = statistics.median(m[2] for m in offs), statistics.median(m[2] for m in ons)
             # Each round's two runs are close in time: the median of their ratios is the figure
             # least moved by a machine whose load changes under the benchmark.
             rps_ratio = statistics.median(a[0].rps / max(b[0].rps, 1e-9) for a, b in zip(ons, offs, strict=True))
@@ -287,7 +305,8 @@ def _bench(off_server: Server, on_server: Server, args: argparse.Namespace) -> N
             print(
                 f"{mode:<8}{conc:>5} | {off.p50:>7.2f}ms{on.p50:>7.2f}ms{on.p50 - off.p50:>6.2f}ms | "
                 f"{off.rps:>9.0f}{on.rps:>9.0f}{on.rps / off.rps:>8.2f} | "
-                f"{off_cpu:>9.0f}us{on_cpu:>9.0f}us{on_cpu / off_cpu:>8.2f} | {rps_ratio:>18.2f}{cpu_ratio:>6.2f}",
+                f"{off_cpu:>9.0f}us{on_cpu:>9.0f}us{on_cpu / off_cpu:>8.2f} | {rps_ratio:>18.2f}{cpu_ratio:>6.2f} | "
+                f"{off_sw:>6.2f}{on_sw:>6.2f}",
                 flush=True,
             )
 
