@@ -292,7 +292,7 @@ def _bench(off_server: Server, on_server: Server, args: argparse.Namespace) -> N
                 offs.append(_measure(off_port, off_pid, off_req, conc, n, secs))
                 if not i % 2:
                     ons.append(_measure(on_port, on_pid, on_req, conc, n, secs))
-            errors = sum(r.errors for r, _ in offs + ons)
+            errors = sum(m[0].errors for m in offs + ons)
             if errors:
                 print(f"  errors: {errors}")
             off, off_cpu = max(offs, key=lambda m: m[0].rps)[0], min(m[1] for m in offs)
