@@ -18,7 +18,10 @@ switches of all the server's threads per request (median of the rounds): how oft
 wake, or wait for the GIL.
 
 ``--on`` turns on only some of the three parts in the "on" server (usage, metrics, limits), to
-weigh each alone against the same "off" server.
+weigh each alone against the same "off" server. ``--on ""`` turns none on: the two servers are
+then the same, and the ratios show how far the machine alone moves them (an A/A run: on a
+machine other work shares, run it beside any on/off figure). bench/accounting_cost.py measures
+accounting's own CPU per request in one process, which other work moves little.
 
 With ``--profile DIR`` it instead drives each server in turn at concurrency 64 while py-spy
 samples it, keeps both folded-stack files in DIR (off.txt, on.txt) and prints the top frames
@@ -65,7 +68,8 @@ def main() -> None:
     ap.add_argument(
         "--on",
         default="usage,metrics,limits",
-        help="what the 'on' server has on, to weigh each part alone: e.g. --on metrics (default: all three)",
+        help="what the 'on' server has on, to weigh each part alone: e.g. --on metrics (default: all three; "
+        "'' for none: an A/A run, the machine's noise)",
     )
     ap.add_argument("--profile", type=Path, help="profile both servers under load instead, stacks kept here")
     ap.add_argument("--stream", action="store_true", help="with --profile: streamed requests")

@@ -1,0 +1,155 @@
+"""Accounting's own CPU per request, measured in one process: no servers, no network, so a
+machine busy with other work moves it little (bench/accounting.py measures whole servers).
+
+    python bench/accounting_cost.py [--rounds 7] [--requests 3000]
+
+Prints the median over the rounds of:
+
+- admit + finish of one request's ticket (parley/accounting.py) with everything off, with
+  usage, metrics and a limited key (rpm, tpm and a daily budget) each alone, and all three;
+- the HTTP metrics middleware (parley/api/metrics.py) around an ASGI app that does nothing;
+- writing usage rows: the buffer flushed to a SQLite file as the accounting task does it, CPU
+  of every thread of this process per row (aiosqlite writes on a thread of its own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from parley.accounting import Accounting  # noqa: E402
+from parley.api.metrics import HttpMetrics  # noqa: E402
+from parley.caller import Caller  # noqa: E402
+from parley.config import Settings  # noqa: E402
+from parley.storage import db  # noqa: E402
+from parley.usage.record import UsageRow  # noqa: E402
+
+USAGE = {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}
+
+
+def _cpu() -> float:
+    """CPU seconds of every thread of this process."""
+    return time.process_time()
+
+
+def _key(url: str, *flags: str) -> str:
+    made = subprocess.run(
+        [sys.executable, "-m", "parley", "keys", "create", "--name", "cost", *flags, "--json"],
+        env={**os.environ, "PARLEY_DATABASE_URL": url}, capture_output=True, text=True, check=True, cwd=ROOT,
+    )  # fmt: skip
+    return str(json.loads(made.stdout)["id"])
+
+
+async def _tickets(acc: Accounting, caller: Caller, n: int) -> float:
+    spent = _cpu()
+    for _ in range(n):
+        ticket = await acc.admit(caller, "gpt-4o-mini", "instant", "bench", False)
+        ticket.finish(200, USAGE)
+    return (_cpu() - spent) / n * 1e6
+
+
+async def _middleware(app: Any, n: int) -> float:
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request"}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    route = object()
+    spent = _cpu()
+    for _ in range(n):
+        scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "route": route, "path_params": {}}
+        await app(scope, receive, send)
+    return (_cpu() - spent) / n * 1e6
+
+
+async def _nothing(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+def _row(i: int) -> UsageRow:
+    return UsageRow(
+        time.time(), f"req-{i:012d}", "gateway", "key-1", None, None, None, "openai", "gpt-4o-mini",
+        "instant", "instant", "bench", 12, 9, 0, 0, 1.5e-05, 0.3, None, 200, None, False,
+    )  # fmt: skip
+
+
+async def _rows(acc: Accounting, n: int) -> float:
+    assert acc.writer is not None
+    for i in range(n):
+        acc.writer.put(_row(i))
+    spent = _cpu()
+    written = await acc.writer.flush()
+    assert written == n, (written, n)
+    return (_cpu() - spent) / n * 1e6
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--requests", type=int, default=3000, help="per round and case")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="parley-bench-cost-"))
+    url = f"sqlite+aiosqlite:///{work}/parley.db"
+    free = _key(url)
+    limited = _key(url, "--rpm", "1000000000", "--tpm", "1000000000000", "--budget-usd", "1000000")
+    engine = db.create_engine(url)
+    sessions = db.sessionmaker(engine)
+    base: dict[str, Any] = {
+        "database_url": url,
+        "providers": [{"name": "instant", "type": "openai", "base_url": "http://127.0.0.1:9/v1"}],
+        "models": [{"name": "gpt-4o-mini", "provider": "instant", "upstream_model": "bench",
+                    "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}}],
+    }  # fmt: skip
+
+    def accounting(usage: bool, metrics: bool) -> Accounting:
+        return Accounting(Settings(**base, usage_recording=usage, metrics=metrics), sessions)
+
+    off, everything = accounting(False, False), accounting(True, True)
+    cases = {
+        "off": (off, Caller("gateway", "r", "openai", key_id=free)),
+        "usage": (accounting(True, False), Caller("gateway", "r", "openai", key_id=free)),
+        "metrics": (accounting(False, True), Caller("gateway", "r", "openai", key_id=free)),
+        "limits": (off, Caller("gateway", "r", "openai", key_id=limited)),
+        "all": (everything, Caller("gateway", "r", "openai", key_id=limited)),
+    }
+    for acc, caller in cases.values():  # the limits read, the first lease and meters loaded
+        await acc.admit(caller, "gpt-4o-mini", "instant", "bench", False)
+        await acc.sync()
+    found: dict[str, list[float]] = {name: [] for name in [*cases, "middleware off", "middleware on", "row"]}
+    for _ in range(args.rounds):
+        for name, (acc, caller) in cases.items():
+            found[name].append(await _tickets(acc, caller, args.requests))
+            if acc.writer is not None:
+                acc.writer._rows.clear()  # written below, on their own
+            await acc.sync()
+        found["middleware off"].append(await _middleware(_nothing, args.requests))
+        found["middleware on"].append(await _middleware(HttpMetrics(_nothing), args.requests))
+        found["row"].append(await _rows(everything, args.requests))
+    await engine.dispose()
+    med = {name: statistics.median(values) for name, values in found.items()}
+    print(f"µs of CPU per request, median of {args.rounds} rounds of {args.requests}")
+    for name in cases:
+        extra = "" if name == "off" else f"  (+{med[name] - med['off']:.2f} over off)"
+        print(f"  admit + finish, {name:<8} {med[name]:6.2f}{extra}")
+    print(f"  HTTP metrics middleware  {med['middleware on'] - med['middleware off']:6.2f}")
+    print(f"  writing one usage row    {med['row']:6.2f}  (all threads: the flush and aiosqlite's)")
+    total = med["all"] - med["off"] + med["middleware on"] - med["middleware off"] + med["row"]
+    print(f"  all on adds              {total:6.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,89 @@
+"""Usage rows in batches: every row lands exactly as it was made, whatever the batch's size
+(one INSERT per thousand rows), and a batch the database refuses is counted as dropped."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from datetime import UTC
+
+import pytest
+
+from parley.storage import db
+from parley.usage.record import UsageRow
+from parley.usage.writer import BATCH, UsageWriter
+from tests.accounting_helpers import run_async, usage_rows
+from tests.conftest import cli_json
+
+
+def _rows(n: int) -> list[UsageRow]:
+    start = time.time() - 5
+    rid = uuid.uuid4().hex[:8]
+    return [
+        UsageRow(
+            start + i * 0.000_37,
+            f"batch-{rid}-{i}",
+            "gateway" if i % 2 else "integration",
+            f"key-{i % 3}" if i % 2 else None,
+            None,
+            None if i % 2 else "app-1",
+            None if i % 2 else f"user ✓ {i}",
+            "openai",
+            "priced",
+            "up" if i % 5 else None,
+            "up/cached-usage" if i % 5 else None,
+            "cached-usage" if i % 5 else None,
+            i,
+            2 * i,
+            i // 3,
+            i // 7,
+            i * 1.5e-6,
+            0.25 + i,
+            None if i % 4 else i / 8,
+            200 if i % 11 else 502,
+            None if i % 11 else "upstream_error",
+            bool(i % 2),
+        )
+        for i in range(n)
+    ]
+
+
+def _flush(database_url: str, rows: list[UsageRow]) -> tuple[int, int]:
+    """Rows written and dropped."""
+
+    async def go() -> tuple[int, int]:
+        engine = db.create_engine(database_url)
+        writer = UsageWriter(db.sessionmaker(engine), retention_days=0)
+        try:
+            for row in rows:
+                writer.put(row)
+            return await writer.flush(), writer.dropped
+        finally:
+            await engine.dispose()
+
+    return run_async(go())
+
+
+@pytest.mark.parametrize("n", [1, BATCH + 3])
+def test_every_row_of_a_batch_lands_as_it_was_made(database_url, n):
+    cli_json(database_url, "keys", "create", "--name", "migrate-first", "--json")
+    rows = _rows(n)
+    assert _flush(database_url, rows) == (n, 0)
+    stored = {r["request_id"]: r for r in usage_rows(database_url, [r.request_id for r in rows])}
+    assert len(stored) == n
+    for row in rows:
+        got = stored[row.request_id]
+        at = got["created_at"]
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at  # SQLite keeps UTC wall-clock time
+        assert abs(at.timestamp() - row.created_at) < 1e-5
+        assert tuple(got[name] for name in UsageRow._fields[1:]) == tuple(row)[1:]
+
+
+def test_a_batch_the_database_refuses_is_counted_as_dropped(tmp_path):
+    path = tmp_path / "refusing.db"
+    database_url = f"sqlite+aiosqlite:///{path}"
+    cli_json(database_url, "keys", "create", "--name", "migrate-first", "--json")
+    with sqlite3.connect(path) as raw:
+        raw.execute("DROP TABLE usage_records")
+    assert _flush(database_url, _rows(300)) == (0, 300)
