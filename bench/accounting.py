@@ -13,8 +13,8 @@ prints p50 latency and throughput of each and the ratio on/off (best round of ea
 CPU time each server process spent per request (from /proc: steadier than throughput on a
 busy machine) and its ratio; then the median over the rounds of each round's on/off ratio of
 throughput and of CPU per request (the two runs of a round are close in time, so this is the
-figure a machine busy with other work moves least). The last two columns are the context
-switches of all the server's threads per request (median of the rounds): how often its threads
+figure a machine busy with other work moves least). The last two columns are the voluntary
+context switches of all the server's threads per request (median of the rounds): how often its threads
 wake, or wait for the GIL.
 
 ``--on`` turns on only some of the three parts in the "on" server (usage, metrics, limits), to
@@ -117,13 +117,14 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _switches(pid: int) -> int:
-    """Context switches of every thread of a process so far: how often its threads wake up
-    (a thread handing the GIL to another, or waiting for it, switches)."""
+    """Voluntary context switches of every thread of a process so far: how often its threads
+    wait and wake (for the network, a queue, the GIL). The involuntary ones are left out: they
+    grow with the CPU time spent, however it is spent."""
     total = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             for line in (task / "status").read_text().splitlines():
-                if "ctxt_switches:" in line:  # voluntary and nonvoluntary
+                if line.startswith("voluntary_ctxt_switches:"):
                     total += int(line.split()[-1])
         except OSError:  # the thread ended meanwhile
             pass
@@ -272,7 +273,7 @@ def _bench(off_server: Server, on_server: Server, args: argparse.Namespace) -> N
     print(
         f"{'mode':<8}{'conc':>5} | {'off p50':>9}{'on p50':>9}{'added':>8} | "
         f"{'off rps':>9}{'on rps':>9}{'on/off':>8} | {'off cpu/req':>11}{'on cpu/req':>11}{'on/off':>8} | "
-        f"{'median on/off: rps':>18}{'cpu':>6} | {'switches/req off, on':>12}"
+        f"{'median on/off: rps':>18}{'cpu':>6} | {'waits/req off, on':>12}"
     )
     only = {c.strip() for c in args.only.split(",") if c.strip()}
     (off_port, off_pid, off_key), (on_port, on_pid, on_key) = off_server, on_server
