@@ -304,6 +304,8 @@ class Accounting:
                 if self.gate is not None:
                     await self.gate.drain()
                 await self.sync()  # what the last requests used
+                if self.writer is not None:
+                    await self.writer.aclose()
         if self.counters is not None:
             await self.counters.aclose()
         metrics.worker_stopped()

@@ -1,5 +1,7 @@
 """Usage rows in batches: every row lands exactly as it was made, whatever the batch's size
-(one INSERT per thousand rows), and a batch the database refuses is counted as dropped."""
+(a SQLite file gets them through a writer thread of its own in multi-row INSERTs, PostgreSQL
+through the pool, a thousand rows per INSERT), and a batch the database refuses is counted as
+dropped."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pytest
 
 from parley.storage import db
 from parley.usage.record import UsageRow
+from parley.usage.sqlite_sink import rows_per_insert, split
 from parley.usage.writer import BATCH, UsageWriter
 from tests.accounting_helpers import run_async, usage_rows
 from tests.conftest import cli_json
@@ -49,17 +52,18 @@ def _rows(n: int) -> list[UsageRow]:
     ]
 
 
-def _flush(database_url: str, rows: list[UsageRow]) -> tuple[int, int]:
-    """Rows written and dropped."""
+def _flush(database_url: str, rows: list[UsageRow]) -> tuple[int, int, bool]:
+    """Rows written and dropped, and whether a writer thread of its own wrote them."""
 
-    async def go() -> tuple[int, int]:
+    async def go() -> tuple[int, int, bool]:
         engine = db.create_engine(database_url)
         writer = UsageWriter(db.sessionmaker(engine), retention_days=0)
         try:
             for row in rows:
                 writer.put(row)
-            return await writer.flush(), writer.dropped
+            return await writer.flush(), writer.dropped, writer.threaded
         finally:
+            await writer.aclose()
             await engine.dispose()
 
     return run_async(go())
@@ -69,7 +73,7 @@ def _flush(database_url: str, rows: list[UsageRow]) -> tuple[int, int]:
 def test_every_row_of_a_batch_lands_as_it_was_made(database_url, n):
     cli_json(database_url, "keys", "create", "--name", "migrate-first", "--json")
     rows = _rows(n)
-    assert _flush(database_url, rows) == (n, 0)
+    assert _flush(database_url, rows) == (n, 0, database_url.startswith("sqlite"))
     stored = {r["request_id"]: r for r in usage_rows(database_url, [r.request_id for r in rows])}
     assert len(stored) == n
     for row in rows:
@@ -86,4 +90,16 @@ def test_a_batch_the_database_refuses_is_counted_as_dropped(tmp_path):
     cli_json(database_url, "keys", "create", "--name", "migrate-first", "--json")
     with sqlite3.connect(path) as raw:
         raw.execute("DROP TABLE usage_records")
-    assert _flush(database_url, _rows(300)) == (0, 300)
+    assert _flush(database_url, _rows(300)) == (0, 300, True)
+
+
+def test_a_batch_is_split_into_few_statement_shapes():
+    assert rows_per_insert(22, 32766) == 256
+    assert rows_per_insert(22, 999) == 32
+    params = [(i, f"r{i}", i * 0.5) for i in range(777)]
+    chunks = split(params, 256)
+    # 777 = 3 * 256 + 8 + 1: three full INSERTs, then one per power of two of the rest.
+    assert [size for size, _ in chunks] == [256, 256, 256, 8, 1]
+    assert [v for _, values in chunks for v in values] == [v for p in params for v in p]
+    assert all(len(values) == size * 3 for size, values in chunks)
+    assert split([], 256) == []

@@ -17,7 +17,7 @@ from parley.usage.record import UsageRow
 
 Grouping = Literal["key", "project", "integration", "user", "model", "day"]
 GROUPINGS: tuple[str, ...] = ("key", "project", "integration", "user", "model", "day")
-_COLUMNS = UsageRow._fields
+COLUMNS = _COLUMNS = UsageRow._fields
 FIELDS: dict[str, tuple[str, ...]] = {
     "key": ("key_id",),
     "project": ("project_id",),
@@ -31,7 +31,7 @@ TOTALS = ("requests", "prompt_tokens", "completion_tokens", "cached_tokens", "re
 NOT_AN_ERROR = "client_disconnected"
 
 
-_TABLE = cast(Table, UsageRecord.__table__)
+TABLE = _TABLE = cast(Table, UsageRecord.__table__)
 
 # Per dialect: the INSERT as the driver takes it, and how a row becomes its parameters.
 _plans: dict[str, tuple[str, Callable[[UsageRow], tuple[Any, ...]]]] = {}
@@ -53,7 +53,7 @@ def _sqlite_time(stamp: float) -> str:
     return f"{_second[1]}.{micro:06d}"
 
 
-def _sqlite_params(row: UsageRow) -> tuple[Any, ...]:
+def sqlite_params(row: UsageRow) -> tuple[Any, ...]:
     # Every value but the time is bound as it is (a bool as 0/1).
     return (_sqlite_time(row[0]), *row[1:])
 
@@ -69,7 +69,7 @@ def _plan(dialect: Dialect) -> tuple[str, Callable[[UsageRow], tuple[Any, ...]]]
         # A row's fields are the table's columns in order: the row is the parameters, but for
         # its time (epoch seconds in a row, a datetime in the table).
         assert tuple(compiled.positiontup or ()) == _COLUMNS, "a usage row lists the table's columns in order"
-        plan = (str(compiled), _sqlite_params if dialect.name == "sqlite" else _postgres_params)
+        plan = (str(compiled), sqlite_params if dialect.name == "sqlite" else _postgres_params)
         _plans[dialect.name] = plan
     return plan
 

@@ -4,6 +4,10 @@ batches from a background task, so a failing or slow database never slows or fai
 When the database cannot keep up the buffer stops growing at ``max_pending`` rows and further
 rows are dropped; rows a failed batch held are dropped too. Either way they are counted
 (``parley_usage_rows_dropped_total``) and logged.
+
+A SQLite file gets its batches through a writer thread of its own (sqlite_sink.py), a
+few statements each; PostgreSQL's through the server's pool (asyncpg runs on the event loop: one
+pipelined executemany, no thread to hand the GIL to).
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ import logging
 import time
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from parley import metrics
 from parley.storage.models import now
 from parley.usage import store
 from parley.usage.record import UsageRow
+from parley.usage.sqlite_sink import SqliteSink, split
 
 log = logging.getLogger("parley.usage")
 
@@ -38,6 +43,7 @@ class UsageWriter:
         self.dropped = 0
         self._last_retention = -RETENTION_EVERY  # the first sync already deletes
         self._last_warning = 0.0
+        self._sink = _sqlite_sink(sessions)
 
     def put(self, row: UsageRow) -> None:
         """On the request path: O(1), never waits."""
@@ -45,6 +51,11 @@ class UsageWriter:
             self._drop(1, "the usage buffer is full (the database is not keeping up)")
             return
         self._rows.append(row)
+
+    @property
+    def threaded(self) -> bool:
+        """Whether batches go through a writer thread of its own (a SQLite file)."""
+        return self._sink is not None
 
     @property
     def pending(self) -> int:
@@ -61,6 +72,10 @@ class UsageWriter:
     async def flush(self) -> int:
         """Write everything buffered so far; returns the rows written."""
         rows, self._rows = self._rows, []
+        if not rows:
+            return 0
+        if self._sink is not None:
+            return await self._flush_to(self._sink, rows)
         written = 0
         for start in range(0, len(rows), BATCH):
             batch = rows[start : start + BATCH]
@@ -71,6 +86,23 @@ class UsageWriter:
             except Exception as exc:  # noqa: BLE001 - the database failing must not stop accounting
                 self._drop(len(batch), f"{type(exc).__name__}: {exc}"[:300])
         return written
+
+    async def _flush_to(self, sink: SqliteSink, rows: list[UsageRow]) -> int:
+        # Every parameter is laid out here, on the loop: Python code on the writer thread would
+        # take the GIL from the loop for a switch interval at a time.
+        chunks = split([store.sqlite_params(r) for r in rows], sink.most)
+        try:
+            # Shielded: a batch the thread has started is written whatever this wait does.
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(sink.write(chunks))), WRITE_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - the database failing must not stop accounting
+            self._drop(len(rows), f"{type(exc).__name__}: {exc}"[:300])
+            return 0
+        return len(rows)
+
+    async def aclose(self) -> None:
+        """Stop the writer thread, if there is one (after the last flush)."""
+        if self._sink is not None:
+            await asyncio.to_thread(self._sink.close)
 
     async def expire(self) -> None:
         """Delete rows older than the retention period (at most hourly; 0 days keeps them all)."""
@@ -85,3 +117,15 @@ class UsageWriter:
                 log.info("old usage rows deleted", extra={"fields": {"rows": deleted, "days": self.retention_days}})
         except Exception:  # noqa: BLE001 - retried at the next period
             log.warning("deleting old usage rows failed", exc_info=True)
+
+
+def _sqlite_sink(sessions: async_sessionmaker[AsyncSession]) -> SqliteSink | None:
+    """A writer thread for a SQLite database in a file (not for one in memory: a connection of
+    its own would see another database)."""
+    engine = sessions.kw.get("bind")
+    if not isinstance(engine, AsyncEngine) or engine.dialect.name != "sqlite":
+        return None
+    path = engine.url.database
+    if not path or path == ":memory:" or path.startswith("file:") or engine.url.query:
+        return None
+    return SqliteSink(path, store.TABLE.name, store.COLUMNS, WRITE_TIMEOUT)
