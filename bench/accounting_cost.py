@@ -9,7 +9,7 @@ Prints the median over the rounds of:
   usage, metrics and a limited key (rpm, tpm and a daily budget) each alone, and all three;
 - the HTTP metrics middleware (parley/api/metrics.py) around an ASGI app that does nothing;
 - writing usage rows: the buffer flushed to a SQLite file as the accounting task does it, CPU
-  of every thread of this process per row (aiosqlite writes on a thread of its own).
+  of every thread of this process per row (the rows are written on a thread of their own).
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ async def main() -> None:
         extra = "" if name == "off" else f"  (+{med[name] - med['off']:.2f} over off)"
         print(f"  admit + finish, {name:<8} {med[name]:6.2f}{extra}")
     print(f"  HTTP metrics middleware  {med['middleware on'] - med['middleware off']:6.2f}")
-    print(f"  writing one usage row    {med['row']:6.2f}  (all threads: the flush and aiosqlite's)")
+    print(f"  writing one usage row    {med['row']:6.2f}  (all threads: the flush and the database writer)")
     total = med["all"] - med["off"] + med["middleware on"] - med["middleware off"] + med["row"]
     print(f"  all on adds              {total:6.2f}")
 
