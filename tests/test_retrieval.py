@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from parley.memory.calibrate import cloze
 from tests.conftest import cli, cli_json
 from tests.test_memories import add, make_memory, search, wait_embedded
 from tests.v8_helpers import V8
@@ -206,6 +207,25 @@ def test_calibrate_reports_on_a_memorys_own_contents(admin, app, parley, tmp_pat
     refused = cli(parley.database_url, "memories", "calibrate", few)
     assert refused.returncode == 1 and "at least 10" in refused.stderr
     assert cli(parley.database_url, "memories", "calibrate", "no-such-memory").returncode == 1
+
+
+def test_calibration_questions_from_text_without_sentence_punctuation():
+    # Abstracts stored as wrapped lines under a title: no sentence ends, yet every chunk can
+    # still ask for itself (a line out of it asks for the rest); sentences still come first.
+    lines = [
+        f"cooling tower number {i}  the water flow of tower {i} was measured\nover a season of {i + 3} months"
+        for i in range(12)
+    ]
+    pairs = cloze(lines, 50)
+    assert len(pairs) == len(lines)
+    for question, answer in pairs:
+        source = next(t for t in lines if question in t)
+        rest = " ".join(p for p in source.replace("\n", "  ").split("  ") if p != question)
+        assert answer == rest
+    first, second = "一号冷却塔位于厂区的东侧，靠近二号锅炉房。", "它的水流量由值班工程师每个季度测量一次并记录在案。"
+    sentences = cloze([first + second] * 3, 50)
+    assert len(sentences) == 3 and all(pair in ((first, second), (second, first)) for pair in sentences)
+    assert cloze(["one line without a break"] * 12, 50) == []
 
 
 def test_a_repeated_filter_sees_changed_attributes(admin):

@@ -4,7 +4,9 @@ Questions with known answers come from the memory itself, by the inverse cloze t
 al., 2019, "Latent Retrieval for Weakly Supervised Open Domain Question Answering"): one
 sentence taken out of a chunk plays the question, the rest of that chunk is its right answer
 and every other chunk's rest a wrong one. A sentence is not a question, but like one it shares
-meaning, not the whole text, with its answer, which is what a calibration needs.
+meaning, not the whole text, with its answer, which is what a calibration needs. Text written
+without sentence punctuation (titles, notes, abstracts stored as lines) is cut at its line
+breaks and wider gaps instead, so a heading asks for the text below it.
 
 The fit reports what the memory's model does now (the share of right pairs at or above 0.5, of
 wrong pairs) and a ``midpoint`` and ``slope`` for ``models[].similarity`` in the configuration:
@@ -30,6 +32,7 @@ from parley.memory.search import Searcher
 from parley.storage.models import Memory, MemoryChunk
 
 SENTENCE = re.compile(r"(?<=[。！？!?；;])|(?<=[.!?])\s+")
+BREAK = re.compile(r"\s*\n\s*|\s{2,}")  # for text without sentence punctuation
 MIN_QUESTION = 8  # characters
 MIN_ANSWER = 20
 
@@ -50,6 +53,15 @@ class Fit:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
+def pieces(text: str) -> tuple[list[str], str]:
+    """A chunk's sentences and what joins them back; its lines (or runs cut by wide gaps) when
+    it has fewer than two sentences."""
+    parts = [p for p in SENTENCE.split(text) if p.strip()]
+    if len(parts) >= 2:
+        return parts, ""
+    return [p for p in BREAK.split(text.strip()) if p], " "
+
+
 def cloze(texts: list[str], count: int, seed: int = 7) -> list[tuple[str, str]]:
     """(question, answer) pairs: a sentence out of a chunk, and the chunk without it."""
     rng = random.Random(seed)
@@ -57,12 +69,12 @@ def cloze(texts: list[str], count: int, seed: int = 7) -> list[tuple[str, str]]:
     rng.shuffle(order)
     out: list[tuple[str, str]] = []
     for i in order:
-        parts = [p for p in SENTENCE.split(texts[i]) if p.strip()]
+        parts, glue = pieces(texts[i])
         if len(parts) < 2:
             continue
         j = rng.randrange(len(parts))
         question = parts[j].strip()
-        answer = "".join(parts[:j] + parts[j + 1 :]).strip()
+        answer = glue.join(parts[:j] + parts[j + 1 :]).strip()
         if len(question) >= MIN_QUESTION and len(answer) >= MIN_ANSWER:
             out.append((question, answer))
         if len(out) == count:
