@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -91,21 +91,20 @@ async def _add_chunks(db: AsyncSession, memory: Memory, content_id: str, version
         for c in chunking.split(text, memory.max_tokens_per_chunk, memory.overlap_tokens)
     ]
     if rows:
-        await db.execute(insert(cast(Table, MemoryChunk.__table__)).values(rows))
+        await db.execute(_CHUNKS, rows if len(rows) > 1 else rows[0])
 
 
-def _insert_new(dialect: str, values: dict[str, Any]) -> Any:
-    """INSERT of a new content that does nothing when its key is taken (RETURNING says which)."""
-    table = cast(Table, MemoryContent.__table__)
-    if dialect == "postgresql":
-        statement: Any = postgresql.insert(table)
-    else:
-        statement = sqlite.insert(table)
-    return (
-        statement.values(values)
-        .on_conflict_do_nothing(index_elements=[MemoryContent.memory_id, MemoryContent.key])
-        .returning(MemoryContent.id)
-    )
+# Statements built once and given their values at execution: SQLAlchemy then finds them
+# compiled in its cache instead of compiling a new statement for each content.
+_CHUNKS = insert(cast(Table, MemoryChunk.__table__))
+_NEW = {
+    name: dialect.insert(cast(Table, MemoryContent.__table__))
+    .on_conflict_do_nothing(index_elements=[MemoryContent.memory_id, MemoryContent.key])
+    .returning(MemoryContent.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}  # a new content, unless its key is taken (then nothing, and no row returned)
+_MEMORIES = cast(Table, Memory.__table__)
+_TOUCH = update(_MEMORIES).where(_MEMORIES.c.id == bindparam("memory_id")).values(updated_at=bindparam("stamp"))
 
 
 async def put_content(
@@ -151,7 +150,7 @@ async def _put_content(
             "updated_at": stamp,
         }
         values.update(fields)
-        made = await db.scalar(_insert_new(db.get_bind().dialect.name, values))
+        made = await db.scalar(_NEW[db.get_bind().dialect.name], values)
         if made is not None:
             await _add_chunks(db, memory, made, 1, values["content"])
             await touch(db, memory.id)
@@ -221,7 +220,7 @@ async def bump(db: AsyncSession, memory_id: str) -> None:
 
 async def touch(db: AsyncSession, memory_id: str) -> None:
     """A content changed (text, status, attributes): searches recompute their filter masks."""
-    await db.execute(update(Memory).where(Memory.id == memory_id).values(updated_at=now()))
+    await db.execute(_TOUCH, {"memory_id": memory_id, "stamp": now()})
 
 
 async def list_contents(db: AsyncSession, memory: Memory, content_filter: dict[str, Any] | None) -> list[MemoryContent]:
