@@ -293,6 +293,25 @@ class Searcher:
     def _lexical(self, index: LoadedIndex, query: str) -> Lexical:
         return index.lexical.match(terms(query))
 
+    async def _embedded_and_matched(self, memory: Memory, index: LoadedIndex, query: str) -> tuple[np.ndarray, Lexical]:
+        """The query vector and the query's lexical evidence, side by side: both run in worker
+        threads (the embedder and numpy release the GIL), so on two cores the search waits for
+        the slower of the two rather than for both."""
+        q, lexical = await asyncio.gather(
+            self.query_vector(memory, query), asyncio.to_thread(self._lexical, index, query)
+        )
+        return q, lexical
+
+    @staticmethod
+    def _best_lexical(lexical: Lexical, mask: np.ndarray) -> float:
+        """The best lexical score among the chunks ``mask`` allows (0 when none is)."""
+        if not len(mask):
+            return 0.0
+        if mask.all():  # the usual case (no filter, nothing disabled): no copy
+            return float(lexical.score.max())
+        allowed = lexical.score[mask]
+        return float(allowed.max()) if len(allowed) else 0.0
+
     async def search(
         self,
         db: AsyncSession,
@@ -312,13 +331,16 @@ class Searcher:
         if not len(index):
             return []
         mask = await self._allowed(db, memory, index, stamp, content_filter)
-        lexical = await asyncio.to_thread(self._lexical, index, query) if mode != "dense" else None
+        lexical: Lexical | None = None
         if mode == "lexical":
-            assert lexical is not None
+            lexical = await asyncio.to_thread(self._lexical, index, query)
             mean_l = scoring.shrunk_mean(lexical.total, len(index))
             sims = scoring.sigmoid(scoring.lexical_logit(lexical.score, mean_l))
         else:
-            q = await self.query_vector(memory, query)
+            if mode == "hybrid":  # the query's terms are matched while it is embedded
+                q, lexical = await self._embedded_and_matched(memory, index, query)
+            else:
+                q = await self.query_vector(memory, query)
             same = index.vectors is not None and index.vectors.shape[1] == len(q)
             mean = scoring.shrunk_mean(float(q @ index.vector_sum), len(index)) if same else 0.0
             at, cos = self._dense_candidates(profile, index, mask, lexical, q, mean, limit, same)
@@ -383,9 +405,7 @@ class Searcher:
         1 − ω, ``add`` ω × the lexical log-odds. None in dense mode."""
         if lexical is None:
             return None
-        allowed = lexical.score[mask]
-        best = float(allowed.max()) if len(allowed) else 0.0
-        weight = lexical.coverage * np.float32(scoring.gate(best))
+        weight = lexical.coverage * np.float32(scoring.gate(Searcher._best_lexical(lexical, mask)))
         add = scoring.lexical_logit32(lexical.score, scoring.shrunk_mean(lexical.total, len(mask)))
         add *= weight
         return np.float32(1) - weight, add
@@ -411,8 +431,7 @@ class Searcher:
     @staticmethod
     def _fuse(index: LoadedIndex, mask: np.ndarray, lexical: Lexical, dense: np.ndarray, at: np.ndarray) -> np.ndarray:
         """Hybrid log-odds of the chunks at positions ``at``, given their dense log-odds."""
-        allowed = lexical.score[mask]
-        best = float(allowed.max()) if len(allowed) else 0.0
+        best = Searcher._best_lexical(lexical, mask)
         mean_l = scoring.shrunk_mean(lexical.total, len(index))
         lex = scoring.lexical_logit(lexical.score[at], mean_l)
         return scoring.hybrid_logit(dense, lex, lexical.coverage[at], best)
@@ -437,8 +456,8 @@ class Searcher:
         on a reloaded index."""
         profile = self.profile(memory)
         conditions = content_conditions(content_filter, "postgresql")
-        q = await self.query_vector(memory, query)
         if mode == "dense":
+            q = await self.query_vector(memory, query)
             found = await self._pg_find(db, memory, q, conditions, limit, [])
             if found is None or not found.cosines:
                 return []
@@ -449,13 +468,13 @@ class Searcher:
         index, stamp = self.indexes.peek(memory.id), self._pg_stamps.get(memory.id)
         if index is None or stamp is None or not len(index):
             index, stamp = await self.indexes.load(db, memory)
-        run = await self._pg_hybrid(db, memory, index, stamp, query, q, conditions, content_filter, limit)
+        run = await self._pg_hybrid(db, memory, index, stamp, query, None, conditions, content_filter, limit)
         if run is not None and (run[0].version != index.version or run[0].stamp != stamp):
             index, stamp = await self.indexes.load(db, memory)  # it changed: the search runs again
-            run = await self._pg_hybrid(db, memory, index, stamp, query, q, conditions, content_filter, limit)
+            run = await self._pg_hybrid(db, memory, index, stamp, query, run[3], conditions, content_filter, limit)
         if run is None or not run[0].cosines:
             return []
-        found, mask, lexical = run
+        found, mask, lexical, q = run
         position = index.positions()
         ids = [cid for cid in found.cosines if cid in position]
         at = np.array([position[cid] for cid in ids], dtype=np.int64)
@@ -471,20 +490,24 @@ class Searcher:
         index: LoadedIndex,
         stamp: Any,
         query: str,
-        q: np.ndarray,
+        q: np.ndarray | None,
         conditions: list[Any],
         content_filter: dict[str, Any] | None,
         limit: int,
-    ) -> tuple[_Found, np.ndarray, Lexical] | None:
+    ) -> tuple[_Found, np.ndarray, Lexical, np.ndarray] | None:
         """One hybrid search statement over ``index`` as loaded at ``stamp``: what it found, the
-        filter mask and the lexical evidence; None when the index is empty or the memory gone."""
+        filter mask, the lexical evidence and the query vector (embedded here unless given);
+        None when the index is empty or the memory gone."""
         if not len(index):
             return None
         mask = await self._allowed(db, memory, index, stamp, content_filter)
-        lexical = await asyncio.to_thread(self._lexical, index, query)
-        allowed = np.where(mask, lexical.score, 0.0)
+        if q is None:
+            q, lexical = await self._embedded_and_matched(memory, index, query)
+        else:
+            lexical = await asyncio.to_thread(self._lexical, index, query)
+        allowed = lexical.score if mask.all() else np.where(mask, lexical.score, 0.0)
         also: list[str] = []
-        if scoring.gate(float(allowed.max()) if len(allowed) else 0.0) > 0:
+        if scoring.gate(self._best_lexical(lexical, mask)) > 0:
             n = min(max(limit * 3, PG_LEXICAL_CANDIDATES), len(allowed))
             top = np.argpartition(-allowed, n - 1)[:n]  # the n best, unordered: no full sort
             also = [index.chunk_ids[i] for i in top if allowed[i] > 0]
@@ -492,7 +515,7 @@ class Searcher:
         if found is None:
             return None
         self._pg_stamps[memory.id] = found.stamp
-        return found, mask, lexical
+        return found, mask, lexical, q
 
     @staticmethod
     def _pg_hits(found: _Found, scores: dict[str, float], limit: int, min_similarity: float) -> list[Hit]:
