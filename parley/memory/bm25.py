@@ -160,8 +160,18 @@ class LexicalIndex:
         for word, count in Counter(query).items():
             parts = Counter(grams([word]))
             total = sum(parts.values())
+            if len(parts) == 1:  # one gram: nothing to require, its postings add up directly
+                part, n = next(iter(parts.items()))
+                docs, weights = self._gram(part)
+                idf = self.words.idf(len(docs))
+                share = count * n / total
+                ceiling[script_of(part)] += share * idf * (K1 + 1)
+                if len(docs):
+                    raw[docs] += np.float32(share * idf) * weights
+                continue
+            # Several grams: sums per chunk, then only the chunks holding enough of them count.
             found = np.zeros(self.size, dtype=np.float32)
-            held = np.zeros(self.size, dtype=np.float32)
+            named, shares = [], []
             for part, n in parts.items():
                 docs, weights = self._gram(part)
                 idf = self.words.idf(len(docs))
@@ -169,10 +179,14 @@ class LexicalIndex:
                 ceiling[script_of(part)] += share * idf * (K1 + 1)
                 if len(docs):
                     found[docs] += np.float32(share * idf) * weights
-                    held[docs] += n / total
-            if len(parts) > 1:
-                found[held < FUZZY - 1e-6] = 0.0
-            raw += found
+                    named.append(docs)
+                    shares.append(np.full(len(docs), n / total))
+            if named:
+                # The share of the word's grams each chunk holds, counted in one pass (bincount,
+                # not an indexed add per gram); found × (enough held) keeps or zeroes each sum.
+                held = np.bincount(np.concatenate(named), weights=np.concatenate(shares), minlength=self.size)
+                found *= held >= FUZZY - 1e-6
+                raw += found
         return raw, self.has @ ceiling.astype(np.float32)
 
     def match(self, query: Sequence[str]) -> Lexical:

@@ -67,6 +67,11 @@ class IndexCache:
     def forget(self, memory_id: str) -> None:
         self._entries.pop(memory_id, None)
 
+    def peek(self, memory_id: str) -> LoadedIndex | None:
+        """The memory's index as last loaded, without asking the database whether it is current
+        (the caller checks: see search.py on PostgreSQL)."""
+        return self._entries.get(memory_id)
+
     async def get(self, db: AsyncSession, memory: Memory) -> LoadedIndex:
         return (await self.load(db, memory))[0]
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import cast, func, or_, select, text, union_all
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import String, any_, bindparam, cast, func, or_, select, true, union_all
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from parley.memory import scoring
 from parley.memory.background import QUESTIONS
@@ -33,11 +35,72 @@ PG_DENSE_CANDIDATES = 20  # at least this many nearest chunks from pgvector for 
 PG_LEXICAL_CANDIDATES = 20
 MASKS = 64  # filter masks kept per loaded index
 
+# What a hit needs of its chunk and its content: not the chunk's vector nor its BM25 terms
+# (never shown, and a vector costs more to decode than the rest of the row), nor the content's
+# text, which may be long; content search fetches that for its results alone.
+_HIT_COLUMNS = (
+    MemoryChunk.id,
+    MemoryChunk.memory_id,
+    MemoryChunk.content_id,
+    MemoryChunk.version,
+    MemoryChunk.chunk_index,
+    MemoryChunk.content,
+    MemoryChunk.token_count,
+    MemoryChunk.created_at,
+    MemoryContent.content_type.label("content_type"),
+    MemoryContent.key.label("content_key"),
+    MemoryContent.attrs.label("content_attrs"),
+    MemoryContent.status.label("content_status"),
+    MemoryContent.version.label("content_version"),
+    MemoryContent.created_at.label("content_created_at"),
+    MemoryContent.updated_at.label("content_updated_at"),
+)
+
+
+def _hit_parts(row: Sequence[Any], at: int = 0) -> tuple[MemoryChunk, MemoryContent]:
+    """The chunk and content of a row holding ``_HIT_COLUMNS`` from position ``at`` (objects
+    outside any session: a search's results are read, never changed)."""
+    cid, memory_id, content_id, version, index, text, tokens, created = row[at : at + 8]
+    ctype, key, attrs, status, cversion, ccreated, cupdated = row[at + 8 : at + 15]
+    chunk = MemoryChunk(
+        id=cid,
+        memory_id=memory_id,
+        content_id=content_id,
+        version=version,
+        chunk_index=index,
+        content=text,
+        token_count=tokens,
+        created_at=created,
+    )
+    content = MemoryContent(
+        id=content_id,
+        memory_id=memory_id,
+        content_type=ctype,
+        key=key,
+        attrs=attrs,
+        status=status,
+        version=cversion,
+        created_at=ccreated,
+        updated_at=cupdated,
+    )
+    return chunk, content
+
+
+@dataclass
+class _Found:
+    """What one PostgreSQL search statement returned: the memory's index version and contents
+    stamp as the statement saw them, and each candidate chunk's cosine and hit row."""
+
+    version: int
+    stamp: Any
+    cosines: dict[str, float]
+    rows: dict[str, Sequence[Any]]
+
 
 @dataclass
 class Hit:
     chunk: MemoryChunk
-    content: MemoryContent
+    content: MemoryContent  # its ``content`` (the text) is loaded by search_contents only
     similarity: float
 
     def chunk_dict(self) -> dict[str, Any]:
@@ -78,6 +141,8 @@ class Searcher:
         self._shifts: dict[str, np.ndarray] = {}
         self._shift_lock = asyncio.Lock()
         self._pg_sums: dict[tuple[str, int], tuple[int, np.ndarray, int]] = {}
+        self._pg_stamps: dict[str, Any] = {}  # memory id → the contents stamp its last search saw
+        self._pg_statements: dict[int, Any] = {}  # dims → the unfiltered search statement
 
     def profile(self, memory: Memory) -> scoring.DenseProfile:
         return scoring.dense_profile(memory.embedding_model, self.calibrations)
@@ -132,60 +197,94 @@ class Searcher:
             return np.ones(len(index), dtype=bool)
         return index.mask_for(off, keep=False)
 
-    async def _pg_cosines(
-        self,
-        db: AsyncSession,
-        memory: Memory,
-        q: np.ndarray,
-        content_filter: dict[str, Any] | None,
-        limit: int,
-        also: list[str] | None = None,
-    ) -> dict[str, float]:
-        """pgvector: the ``limit`` nearest chunks (HNSW, filters in the same query, iterative
-        scans), and the cosines of the chunks ``also`` names (already known to pass the filter),
-        in one round trip."""
-        dims = len(q)
-        distance = cast(MemoryChunk.embedding, Vector(dims)).cosine_distance(q.tolist())
-        conditions = content_conditions(content_filter, "postgresql")
-        searchable = (MemoryChunk.memory_id == memory.id, MemoryChunk.active.is_(True), MemoryChunk.dims == dims)
+    async def _read(self, db: AsyncSession, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
+        """The rows of one read-only statement: in the caller's transaction when one is open, else
+        on a pooled connection in autocommit, so that a search made of one statement opens no
+        transaction around it (BEGIN and ROLLBACK would be two round trips more than the query)."""
+        engine = db.bind
+        if not self.postgres or db.in_transaction() or not isinstance(engine, AsyncEngine):
+            return list((await db.execute(statement, params)).all())
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return list((await conn.execute(statement, params)).all())
+
+    def _pg_statement(self, dims: int, conditions: list[Any]) -> Any:
+        """One statement for a whole search: the memory's index version and contents stamp, the
+        ``k`` nearest allowed chunks (HNSW with iterative scans, filters in the same query; the
+        scan parameters are set once per connection, see storage/db.py), the cosines of the
+        chunks ``also`` names (already known to pass the filter), and each of those chunks'
+        hit columns. The state row comes back even when no chunk does."""
+        if not conditions and dims in self._pg_statements:
+            return self._pg_statements[dims]
+        distance = cast(MemoryChunk.embedding, Vector(dims)).cosine_distance(bindparam("q", type_=Vector(dims)))
+        searchable = (MemoryChunk.memory_id == bindparam("mid"), MemoryChunk.active.is_(True), MemoryChunk.dims == dims)
         nearest = (
             select(MemoryChunk.id.label("id"), distance.label("distance"))
             .join(MemoryContent, MemoryContent.id == MemoryChunk.content_id)
             .where(*searchable, MemoryContent.status == "enabled", *conditions)
             .order_by(distance)
-            .limit(limit)
+            .limit(bindparam("k"))
+            .subquery("nearest")
         )
-        query: Any = nearest
-        if also:
-            inner = nearest.subquery()
-            given = select(MemoryChunk.id, distance).where(*searchable, MemoryChunk.id.in_(also))
-            query = union_all(select(inner.c.id, inner.c.distance), given)
-        # Settings local to this transaction, in one statement (SET LOCAL would take three).
-        await db.execute(
-            text(
-                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
-                " set_config('hnsw.ef_search', '100', true), set_config('statement_timeout', '10s', true)"
-            )
+        given = select(MemoryChunk.id.label("id"), distance.label("distance")).where(
+            *searchable, MemoryChunk.id == any_(bindparam("also", type_=ARRAY(String)))
         )
-        async with bounded(db, conditions):
-            rows = (await db.execute(query)).all()
-        return {r[0]: 1.0 - float(r[1]) for r in rows}
+        found = union_all(select(nearest.c.id, nearest.c.distance), given).subquery("found")
+        hits = (
+            select(found.c.distance, *_HIT_COLUMNS)
+            .join_from(found, MemoryChunk, MemoryChunk.id == found.c.id)
+            .join(MemoryContent, MemoryContent.id == MemoryChunk.content_id)
+            .subquery("hits")
+        )
+        state = select(Memory.index_version, Memory.updated_at).where(Memory.id == bindparam("mid")).subquery("state")
+        statement = select(state.c.index_version, state.c.updated_at, *hits.c).select_from(
+            state.outerjoin(hits, true())
+        )
+        if not conditions:
+            self._pg_statements[dims] = statement
+        return statement
 
-    async def _pg_mean(self, db: AsyncSession, memory: Memory, q: np.ndarray, version: int | None = None) -> float:
+    async def _pg_find(
+        self,
+        db: AsyncSession,
+        memory: Memory,
+        q: np.ndarray,
+        conditions: list[Any],
+        limit: int,
+        also: list[str],
+    ) -> _Found | None:
+        """One round trip (see ``_pg_statement``); None when the memory is gone."""
+        statement = self._pg_statement(len(q), conditions)
+        params = {"mid": memory.id, "q": q, "k": limit, "also": also}
+        if conditions:
+            async with bounded(db, conditions):
+                rows = list((await db.execute(statement, params)).all())
+        else:
+            rows = await self._read(db, statement, params)
+        if not rows:
+            return None
+        cosines: dict[str, float] = {}
+        hits: dict[str, Sequence[Any]] = {}
+        for r in rows:
+            if r[3] is not None:  # the chunk id: None on the state row alone (no candidates)
+                cosines[r[3]] = 1.0 - float(r[2])
+                hits[r[3]] = r
+        return _Found(rows[0][0] or 0, rows[0][1], cosines, hits)
+
+    async def _pg_mean(self, db: AsyncSession, memory: Memory, q: np.ndarray, version: int) -> float:
         """The query's shrunk mean cosine over the memory, from the sum of its vectors (cached per version)."""
-        if version is None:
-            version = await db.scalar(select(Memory.index_version).where(Memory.id == memory.id)) or 0
         key = (memory.id, len(q))
         cached = self._pg_sums.get(key)
         if cached is None or cached[0] != version:
             vector = cast(MemoryChunk.embedding, Vector(len(q)))
             row = (
-                await db.execute(
+                await self._read(
+                    db,
                     select(func.sum(vector), func.count()).where(
                         MemoryChunk.memory_id == memory.id, MemoryChunk.active.is_(True), MemoryChunk.dims == len(q)
-                    )
+                    ),
                 )
-            ).one()
+            )[0]
             total = np.zeros(len(q), dtype=np.float32) if row[0] is None else np.asarray(row[0], dtype=np.float32)
             cached = (version, total, int(row[1]))
             self._pg_sums[key] = cached
@@ -193,6 +292,25 @@ class Searcher:
 
     def _lexical(self, index: LoadedIndex, query: str) -> Lexical:
         return index.lexical.match(terms(query))
+
+    async def _embedded_and_matched(self, memory: Memory, index: LoadedIndex, query: str) -> tuple[np.ndarray, Lexical]:
+        """The query vector and the query's lexical evidence, side by side: both run in worker
+        threads (the embedder and numpy release the GIL), so on two cores the search waits for
+        the slower of the two rather than for both."""
+        q, lexical = await asyncio.gather(
+            self.query_vector(memory, query), asyncio.to_thread(self._lexical, index, query)
+        )
+        return q, lexical
+
+    @staticmethod
+    def _best_lexical(lexical: Lexical, mask: np.ndarray) -> float:
+        """The best lexical score among the chunks ``mask`` allows (0 when none is)."""
+        if not len(mask):
+            return 0.0
+        if mask.all():  # the usual case (no filter, nothing disabled): no copy
+            return float(lexical.score.max())
+        allowed = lexical.score[mask]
+        return float(allowed.max()) if len(allowed) else 0.0
 
     async def search(
         self,
@@ -207,28 +325,22 @@ class Searcher:
     ) -> list[Hit]:
         content_conditions(content_filter, "postgresql" if self.postgres else "sqlite")  # a bad filter is a 400 always
         profile = self.profile(memory)
-        if self.postgres and mode == "dense":  # pgvector alone answers: no in-process index needed
-            q = await self.query_vector(memory, query)
-            found = await self._pg_cosines(db, memory, q, content_filter, limit)
-            mean = await self._pg_mean(db, memory, q) if profile.centered and found else 0.0
-            ids = list(found)
-            sims = scoring.sigmoid(scoring.dense_logit(profile, np.array([found[i] for i in ids]), mean))
-            return await self._best(db, dict(zip(ids, sims.tolist(), strict=True)), limit, min_similarity)
+        if self.postgres and mode != "lexical":
+            return await self._pg_search(db, memory, query, limit, min_similarity, content_filter, mode)
         index, stamp = await self.indexes.load(db, memory)
         if not len(index):
             return []
         mask = await self._allowed(db, memory, index, stamp, content_filter)
-        lexical = await asyncio.to_thread(self._lexical, index, query) if mode != "dense" else None
+        lexical: Lexical | None = None
         if mode == "lexical":
-            assert lexical is not None
+            lexical = await asyncio.to_thread(self._lexical, index, query)
             mean_l = scoring.shrunk_mean(lexical.total, len(index))
             sims = scoring.sigmoid(scoring.lexical_logit(lexical.score, mean_l))
         else:
-            q = await self.query_vector(memory, query)
-            if self.postgres:
-                assert lexical is not None
-                scores = await self._pg_hybrid(db, memory, index, mask, lexical, q, content_filter, limit)
-                return await self._best(db, scores, limit, min_similarity)
+            if mode == "hybrid":  # the query's terms are matched while it is embedded
+                q, lexical = await self._embedded_and_matched(memory, index, query)
+            else:
+                q = await self.query_vector(memory, query)
             same = index.vectors is not None and index.vectors.shape[1] == len(q)
             mean = scoring.shrunk_mean(float(q @ index.vector_sum), len(index)) if same else 0.0
             at, cos = self._dense_candidates(profile, index, mask, lexical, q, mean, limit, same)
@@ -293,9 +405,7 @@ class Searcher:
         1 − ω, ``add`` ω × the lexical log-odds. None in dense mode."""
         if lexical is None:
             return None
-        allowed = lexical.score[mask]
-        best = float(allowed.max()) if len(allowed) else 0.0
-        weight = lexical.coverage * np.float32(scoring.gate(best))
+        weight = lexical.coverage * np.float32(scoring.gate(Searcher._best_lexical(lexical, mask)))
         add = scoring.lexical_logit32(lexical.score, scoring.shrunk_mean(lexical.total, len(mask)))
         add *= weight
         return np.float32(1) - weight, add
@@ -321,42 +431,96 @@ class Searcher:
     @staticmethod
     def _fuse(index: LoadedIndex, mask: np.ndarray, lexical: Lexical, dense: np.ndarray, at: np.ndarray) -> np.ndarray:
         """Hybrid log-odds of the chunks at positions ``at``, given their dense log-odds."""
-        allowed = lexical.score[mask]
-        best = float(allowed.max()) if len(allowed) else 0.0
+        best = Searcher._best_lexical(lexical, mask)
         mean_l = scoring.shrunk_mean(lexical.total, len(index))
         lex = scoring.lexical_logit(lexical.score[at], mean_l)
         return scoring.hybrid_logit(dense, lex, lexical.coverage[at], best)
+
+    async def _pg_search(
+        self,
+        db: AsyncSession,
+        memory: Memory,
+        query: str,
+        limit: int,
+        min_similarity: float,
+        content_filter: dict[str, Any] | None,
+        mode: Mode,
+    ) -> list[Hit]:
+        """Dense or hybrid search on PostgreSQL, in one statement (``_pg_statement``).
+
+        Dense: pgvector's nearest chunks are the results. Hybrid: lexical evidence from the
+        in-process index, cosines from pgvector, for the union of pgvector's nearest chunks and
+        (when lexical evidence counts) the best lexical ones. The index loaded last is used
+        without asking first whether it is current: the statement itself returns the memory's
+        index version and contents stamp, and only when either moved is the search run again
+        on a reloaded index."""
+        profile = self.profile(memory)
+        conditions = content_conditions(content_filter, "postgresql")
+        if mode == "dense":
+            q = await self.query_vector(memory, query)
+            found = await self._pg_find(db, memory, q, conditions, limit, [])
+            if found is None or not found.cosines:
+                return []
+            mean = await self._pg_mean(db, memory, q, found.version) if profile.centered else 0.0
+            ids = list(found.cosines)
+            sims = scoring.sigmoid(scoring.dense_logit(profile, np.array([found.cosines[i] for i in ids]), mean))
+            return self._pg_hits(found, dict(zip(ids, sims.tolist(), strict=True)), limit, min_similarity)
+        index, stamp = self.indexes.peek(memory.id), self._pg_stamps.get(memory.id)
+        if index is None or stamp is None or not len(index):
+            index, stamp = await self.indexes.load(db, memory)
+        run = await self._pg_hybrid(db, memory, index, stamp, query, None, conditions, content_filter, limit)
+        if run is not None and (run[0].version != index.version or run[0].stamp != stamp):
+            index, stamp = await self.indexes.load(db, memory)  # it changed: the search runs again
+            run = await self._pg_hybrid(db, memory, index, stamp, query, run[3], conditions, content_filter, limit)
+        if run is None or not run[0].cosines:
+            return []
+        found, mask, lexical, q = run
+        position = index.positions()
+        ids = [cid for cid in found.cosines if cid in position]
+        at = np.array([position[cid] for cid in ids], dtype=np.int64)
+        mean = await self._pg_mean(db, memory, q, found.version) if profile.centered else 0.0
+        dense = scoring.dense_logit(profile, np.array([found.cosines[cid] for cid in ids]), mean)
+        sims = scoring.sigmoid(self._fuse(index, mask, lexical, dense, at))
+        return self._pg_hits(found, dict(zip(ids, sims.tolist(), strict=True)), limit, min_similarity)
 
     async def _pg_hybrid(
         self,
         db: AsyncSession,
         memory: Memory,
         index: LoadedIndex,
-        mask: np.ndarray,
-        lexical: Lexical,
-        q: np.ndarray,
+        stamp: Any,
+        query: str,
+        q: np.ndarray | None,
+        conditions: list[Any],
         content_filter: dict[str, Any] | None,
         limit: int,
-    ) -> dict[str, float]:
-        """Lexical evidence from the in-process index, cosines from pgvector, for the union of
-        pgvector's nearest chunks and (when lexical evidence counts) the best lexical ones."""
-        profile = self.profile(memory)
-        allowed = np.where(mask, lexical.score, 0.0)
+    ) -> tuple[_Found, np.ndarray, Lexical, np.ndarray] | None:
+        """One hybrid search statement over ``index`` as loaded at ``stamp``: what it found, the
+        filter mask, the lexical evidence and the query vector (embedded here unless given);
+        None when the index is empty or the memory gone."""
+        if not len(index):
+            return None
+        mask = await self._allowed(db, memory, index, stamp, content_filter)
+        if q is None:
+            q, lexical = await self._embedded_and_matched(memory, index, query)
+        else:
+            lexical = await asyncio.to_thread(self._lexical, index, query)
+        allowed = lexical.score if mask.all() else np.where(mask, lexical.score, 0.0)
         also: list[str] = []
-        if scoring.gate(float(allowed.max()) if len(allowed) else 0.0) > 0:
+        if scoring.gate(self._best_lexical(lexical, mask)) > 0:
             n = min(max(limit * 3, PG_LEXICAL_CANDIDATES), len(allowed))
             top = np.argpartition(-allowed, n - 1)[:n]  # the n best, unordered: no full sort
             also = [index.chunk_ids[i] for i in top if allowed[i] > 0]
-        cos = await self._pg_cosines(db, memory, q, content_filter, max(limit * 2, PG_DENSE_CANDIDATES), also)
-        if not cos:
-            return {}
-        position = index.positions()
-        ids = [cid for cid in cos if cid in position]
-        at = np.array([position[cid] for cid in ids], dtype=np.int64)
-        mean = await self._pg_mean(db, memory, q, index.version) if profile.centered else 0.0
-        dense = scoring.dense_logit(profile, np.array([cos[cid] for cid in ids]), mean)
-        sims = scoring.sigmoid(self._fuse(index, mask, lexical, dense, at))
-        return dict(zip(ids, sims.tolist(), strict=True))
+        found = await self._pg_find(db, memory, q, conditions, max(limit * 2, PG_DENSE_CANDIDATES), also)
+        if found is None:
+            return None
+        self._pg_stamps[memory.id] = found.stamp
+        return found, mask, lexical, q
+
+    @staticmethod
+    def _pg_hits(found: _Found, scores: dict[str, float], limit: int, min_similarity: float) -> list[Hit]:
+        best = sorted(((k, v) for k, v in scores.items() if v >= min_similarity), key=lambda kv: -kv[1])[:limit]
+        return [Hit(*_hit_parts(found.rows[cid], 3), sim) for cid, sim in best]
 
     def _top(self, index: LoadedIndex, sims: np.ndarray, limit: int) -> dict[str, float]:
         k = min(limit, len(sims))
@@ -370,14 +534,13 @@ class Searcher:
     async def _hits(self, db: AsyncSession, best: list[tuple[str, float]]) -> list[Hit]:
         if not best:
             return []
-        rows = (
-            await db.execute(
-                select(MemoryChunk, MemoryContent)
-                .join(MemoryContent, MemoryContent.id == MemoryChunk.content_id)
-                .where(MemoryChunk.id.in_([cid for cid, _ in best]))
-            )
-        ).all()
-        found = {chunk.id: (chunk, content) for chunk, content in rows}
+        rows = await self._read(
+            db,
+            select(*_HIT_COLUMNS)
+            .join(MemoryContent, MemoryContent.id == MemoryChunk.content_id)
+            .where(MemoryChunk.id.in_([cid for cid, _ in best])),
+        )
+        found = {r[0]: _hit_parts(r) for r in rows}
         return [Hit(*found[cid], sim) for cid, sim in best if cid in found]
 
     async def search_contents(
@@ -405,4 +568,16 @@ class Searcher:
         for hit in hits:
             if hit.content.id not in best:
                 best[hit.content.id] = hit
-        return list(best.values())[:limit]
+        chosen = list(best.values())[:limit]
+        if chosen:
+            ids = [hit.content.id for hit in chosen]
+            texts = dict(
+                (r[0], r[1])
+                for r in await self._read(
+                    db, select(MemoryContent.id, MemoryContent.content).where(MemoryContent.id.in_(ids))
+                )
+            )
+            chosen = [hit for hit in chosen if hit.content.id in texts]  # a content deleted meanwhile is gone
+            for hit in chosen:
+                hit.content.content = texts[hit.content.id]
+        return chosen

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.errors import BadRequest, NotFound, ParleyError
 from parley.memory import chunking
 from parley.memory.filters import bounded, content_conditions
-from parley.storage.models import Memory, MemoryChunk, MemoryContent, iso, now
+from parley.storage.models import Memory, MemoryChunk, MemoryContent, iso, new_uuid, now
 
 
 def memory_dict(m: Memory) -> dict[str, Any]:
@@ -74,18 +75,36 @@ async def delete_memory(db: AsyncSession, memory: Memory) -> None:
     await db.commit()
 
 
-def _new_chunks(memory: Memory, content: MemoryContent) -> list[MemoryChunk]:
-    return [
-        MemoryChunk(
-            memory_id=memory.id,
-            content_id=content.id,
-            version=content.version,
-            chunk_index=c.index,
-            content=c.text,
-            token_count=c.token_count,
-        )
-        for c in chunking.split(content.content, memory.max_tokens_per_chunk, memory.overlap_tokens)
+async def _add_chunks(db: AsyncSession, memory: Memory, content_id: str, version: int, text: str) -> None:
+    """The content's chunks, queued for embedding: one Core INSERT however many there are (the
+    ORM's unit of work would cost more CPU than the statement itself)."""
+    rows = [
+        {
+            "id": new_uuid(),
+            "memory_id": memory.id,
+            "content_id": content_id,
+            "version": version,
+            "chunk_index": c.index,
+            "content": c.text,
+            "token_count": c.token_count,
+        }
+        for c in chunking.split(text, memory.max_tokens_per_chunk, memory.overlap_tokens)
     ]
+    if rows:
+        await db.execute(_CHUNKS, rows if len(rows) > 1 else rows[0])
+
+
+# Statements built once and given their values at execution: SQLAlchemy then finds them
+# compiled in its cache instead of compiling a new statement for each content.
+_CHUNKS = insert(cast(Table, MemoryChunk.__table__))
+_NEW = {
+    name: dialect.insert(cast(Table, MemoryContent.__table__))
+    .on_conflict_do_nothing(index_elements=[MemoryContent.memory_id, MemoryContent.key])
+    .returning(MemoryContent.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}  # a new content, unless its key is taken (then nothing, and no row returned)
+_MEMORIES = cast(Table, Memory.__table__)
+_TOUCH = update(_MEMORIES).where(_MEMORIES.c.id == bindparam("memory_id")).values(updated_at=bindparam("stamp"))
 
 
 async def put_content(
@@ -119,6 +138,24 @@ async def _put_content(
     db: AsyncSession, memory: Memory, fields: dict[str, Any], content_id: str | None
 ) -> tuple[MemoryContent, bool]:
     existing: MemoryContent | None = None
+    stamp = now()
+    if content_id is None:
+        # A create is one INSERT (Core, not the ORM's unit of work); a key that is taken makes
+        # it a replace, found by the lookup below.
+        values: dict[str, Any] = {
+            "id": new_uuid(),
+            "memory_id": memory.id,
+            "version": 1,
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+        values.update(fields)
+        made = await db.scalar(_NEW[db.get_bind().dialect.name], values)
+        if made is not None:
+            await _add_chunks(db, memory, made, 1, values["content"])
+            await touch(db, memory.id)
+            await db.commit()
+            return MemoryContent(**values), True
     if content_id is not None:
         existing = await db.get(MemoryContent, content_id)
         if existing is None or existing.memory_id != memory.id:
@@ -134,30 +171,24 @@ async def _put_content(
         existing = await db.scalar(
             select(MemoryContent).where(MemoryContent.memory_id == memory.id, MemoryContent.key == fields["key"])
         )
-    stamp = now()
-    if existing is None:
-        content = MemoryContent(memory_id=memory.id, version=1, created_at=stamp, updated_at=stamp, **fields)
-        db.add(content)
-        await db.flush()
-        created = True
-    else:
-        content = existing
-        text_changed = content.content != fields["content"]
-        for name, value in fields.items():
-            setattr(content, name, value)
-        content.updated_at = stamp
-        created = False
-        if not text_changed:
-            await touch(db, memory.id)
-            await db.commit()
-            return content, created
-        content.version += 1
-        # Chunks of versions that never became active are superseded: drop them now.
-        await db.execute(delete(MemoryChunk).where(MemoryChunk.content_id == content.id, MemoryChunk.active.is_(False)))
-    db.add_all(_new_chunks(memory, content))
+    if existing is None:  # its key was taken a moment ago and is free again: a create after all
+        return await _put_content(db, memory, fields, None)
+    content = existing
+    text_changed = content.content != fields["content"]
+    for name, value in fields.items():
+        setattr(content, name, value)
+    content.updated_at = stamp
+    if not text_changed:
+        await touch(db, memory.id)
+        await db.commit()
+        return content, False
+    content.version += 1
+    # Chunks of versions that never became active are superseded: drop them now.
+    await db.execute(delete(MemoryChunk).where(MemoryChunk.content_id == content.id, MemoryChunk.active.is_(False)))
+    await _add_chunks(db, memory, content.id, content.version, content.content)
     await touch(db, memory.id)
     await db.commit()
-    return content, created
+    return content, False
 
 
 async def get_content(db: AsyncSession, memory: Memory, content_id: str) -> MemoryContent:
@@ -189,7 +220,7 @@ async def bump(db: AsyncSession, memory_id: str) -> None:
 
 async def touch(db: AsyncSession, memory_id: str) -> None:
     """A content changed (text, status, attributes): searches recompute their filter masks."""
-    await db.execute(update(Memory).where(Memory.id == memory_id).values(updated_at=now()))
+    await db.execute(_TOUCH, {"memory_id": memory_id, "stamp": now()})
 
 
 async def list_contents(db: AsyncSession, memory: Memory, content_filter: dict[str, Any] | None) -> list[MemoryContent]:

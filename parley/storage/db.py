@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 if TYPE_CHECKING:
@@ -105,6 +106,22 @@ def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     _install_deadline(dbapi_conn)
 
 
+# pgvector's HNSW scan parameters for memory search (memory/search.py), set on every
+# PostgreSQL connection in its startup message, so that no search spends a round trip on them:
+# a wider candidate list than the default 40, and iterative scans, so that a filtered search
+# still finds its ``limit`` nearest allowed chunks.
+PG_SEARCH_SETTINGS = {"hnsw.ef_search": "100", "hnsw.iterative_scan": "relaxed_order"}
+
+
+def _on_pg_checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection the server closed (a restart, a terminated backend) is replaced, not
+    used. asyncpg marks a connection closed as soon as its socket ends, so this costs nothing,
+    where a ping (pool_pre_ping) would cost three round trips per checkout: BEGIN, the ping,
+    ROLLBACK."""
+    if dbapi_conn.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this connection")
+
+
 def create_engine(
     url: str,
     *,
@@ -133,22 +150,23 @@ def create_engine(
         )
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
         return engine
-    connect_args: dict[str, Any] = {}
+    connect_args: dict[str, Any] = {"server_settings": dict(PG_SEARCH_SETTINGS)}
     if connect_timeout:
         connect_args["timeout"] = connect_timeout
     if statement_timeout:
         connect_args["command_timeout"] = statement_timeout + 5
-        connect_args["server_settings"] = {"statement_timeout": f"{round(statement_timeout * 1000)}ms"}
-    return create_async_engine(
+        connect_args["server_settings"]["statement_timeout"] = f"{round(statement_timeout * 1000)}ms"
+    engine = create_async_engine(
         url,
         pool_size=10,
         max_overflow=20,
-        pool_pre_ping=True,  # a connection the server dropped (a restart) is replaced, not used
         pool_timeout=pool_timeout,
         connect_args=connect_args,
         execution_options=options,
         json_deserializer=json_loads,
     )
+    event.listen(engine.sync_engine, "checkout", _on_pg_checkout)
+    return engine
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
