@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from parley import __version__, logs, tokens
+from parley import __version__, logs
 from parley.accounting import Accounting
 from parley.api import anthropic, cors, docs, errors, gemini, integration, v1, v8
 from parley.api import metrics as metrics_api
@@ -66,7 +65,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         embedder.start()
         app.state.core.accounting.start()
-        threading.Thread(target=tokens.warm_up, name="parley-tokenizer", daemon=True).start()
         try:
             yield
         finally:

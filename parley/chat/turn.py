@@ -274,6 +274,7 @@ async def _events(
     except ParleyError as exc:
         # The status line (200) is long gone: the error travels as an event, and the usage row
         # keeps the code. What the model wrote before failing is counted.
+        await chat.counter_ready()
         ticket.finish(200, chat.usage, exc.code or exc.type, upstream_failed=not ended)
         if req.transcript is not None and not ended:
             await _record_failure(req.transcript, exc)
@@ -287,6 +288,7 @@ async def _events(
             # The client left mid-stream: keep what was generated so far, marked as cut off.
             # Shielded, because the request's own cancellation would cancel the write too.
             with anyio.CancelScope(shield=True):
+                await chat.counter_ready()
                 reply = _reply_from_stream(chat, label, refs, cut_off=True)
                 ticket.finish(200, reply.usage, CLIENT_LEFT)
                 if req.transcript is not None and (reply.message.get("content") or reply.message.get("tool_calls")):

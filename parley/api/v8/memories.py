@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
+from parley import tokens
 from parley.api.common import core, json_body, json_response, validate
 from parley.api.docs import body
 from parley.api.v8.auth import V8Caller, admin, user
@@ -160,6 +161,7 @@ async def get_chunks(memory_id: str, content_id: str, request: Request, caller: 
 async def _put(request: Request, caller: V8Caller, memory_id: str, content_id: str | None) -> tuple[Any, bool]:
     req = validate(ContentBody, await json_body(request))
     c = core(request)
+    await tokens.ready()  # chunking counts tokens
     async with c.sessions() as db:
         memory = await store.get_memory(db, caller.app_id, memory_id)
         content, created = await store.put_content(db, memory, req.model_dump(), content_id)
