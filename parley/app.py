@@ -14,6 +14,7 @@ from parley.api import anthropic, cors, docs, errors, gemini, integration, v1, v
 from parley.api import metrics as metrics_api
 from parley.api import responses as responses_api
 from parley.api.limits import BodyLimit
+from parley.api.plain import HotRoutes
 from parley.api.request_id import RequestId
 from parley.api.sanitize import RejectNulInUrl
 from parley.auth.keys import KeyVerifier
@@ -103,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    hot = [v1.chat_route, *anthropic.plain_routes, *gemini.plain_routes]
+    app.add_middleware(HotRoutes, routes=hot, application=app)  # the innermost (see api/plain.py)
     app.add_middleware(RejectNulInUrl)
     app.add_middleware(
         BodyLimit,
