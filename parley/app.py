@@ -23,8 +23,8 @@ from parley.config import Settings, load_settings
 from parley.core import Core
 from parley.extract import sandbox as extract_sandbox
 from parley.integrations import TokenVerifier
+from parley.lazy_search import LazySearcher
 from parley.memory.jobs import EmbeddingWorker
-from parley.memory.search import Searcher
 from parley.providers.routing import Router
 from parley.storage import db
 from parley.storage.models import GatewayKey, ProjectKey
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gateway_keys=KeyVerifier(sessions, GatewayKey, settings.auth_cache_ttl),
             project_keys=KeyVerifier(sessions, ProjectKey, settings.auth_cache_ttl),
             tokens=TokenVerifier(sessions, server_key(settings), settings.auth_cache_ttl),
-            searcher=Searcher(router, postgres=not db.is_sqlite(settings.database_url)),
+            searcher=LazySearcher(router, postgres=not db.is_sqlite(settings.database_url)),
             embedder=embedder,
             accounting=Accounting.from_settings(settings, sessions),
         )
