@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from parley import __version__, logs, tokens
+from parley import __version__, logs
 from parley.accounting import Accounting
 from parley.api import anthropic, cors, docs, errors, gemini, integration, v1, v8
 from parley.api import metrics as metrics_api
 from parley.api import responses as responses_api
 from parley.api.limits import BodyLimit
+from parley.api.plain import HotRoutes
 from parley.api.request_id import RequestId
 from parley.api.sanitize import RejectNulInUrl
 from parley.auth.keys import KeyVerifier
@@ -23,8 +23,8 @@ from parley.config import Settings, load_settings
 from parley.core import Core
 from parley.extract import sandbox as extract_sandbox
 from parley.integrations import TokenVerifier
+from parley.lazy_search import LazySearcher
 from parley.memory.jobs import EmbeddingWorker
-from parley.memory.search import Searcher
 from parley.providers.routing import Router
 from parley.storage import db
 from parley.storage.models import GatewayKey, ProjectKey
@@ -60,13 +60,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gateway_keys=KeyVerifier(sessions, GatewayKey, settings.auth_cache_ttl),
             project_keys=KeyVerifier(sessions, ProjectKey, settings.auth_cache_ttl),
             tokens=TokenVerifier(sessions, server_key(settings), settings.auth_cache_ttl),
-            searcher=Searcher(router, postgres=not db.is_sqlite(settings.database_url)),
+            searcher=LazySearcher(router, postgres=not db.is_sqlite(settings.database_url)),
             embedder=embedder,
             accounting=Accounting.from_settings(settings, sessions),
         )
         embedder.start()
         app.state.core.accounting.start()
-        threading.Thread(target=tokens.warm_up, name="parley-tokenizer", daemon=True).start()
         try:
             yield
         finally:
@@ -105,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    hot = [v1.chat_route, *anthropic.plain_routes, *gemini.plain_routes]
+    app.add_middleware(HotRoutes, routes=hot, application=app)  # the innermost (see api/plain.py)
     app.add_middleware(RejectNulInUrl)
     app.add_middleware(
         BodyLimit,

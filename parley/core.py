@@ -15,8 +15,8 @@ from parley.accounting import Accounting
 from parley.auth.keys import KeyVerifier
 from parley.config import Settings
 from parley.integrations import TokenVerifier
+from parley.lazy_search import LazySearcher
 from parley.memory.jobs import EmbeddingWorker
-from parley.memory.search import Searcher
 from parley.providers.routing import Router
 
 
@@ -29,7 +29,7 @@ class Core:
     gateway_keys: KeyVerifier
     project_keys: KeyVerifier
     tokens: TokenVerifier
-    searcher: Searcher
+    searcher: LazySearcher  # imports the retrieval modules on first need
     embedder: EmbeddingWorker
     accounting: Accounting = field(default_factory=Accounting.disabled)  # limits, usage rows, metrics
 

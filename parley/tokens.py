@@ -6,6 +6,7 @@ copy them into tiktoken's cache layout (file named by the sha1 of the download U
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import functools
 import gzip
@@ -13,9 +14,10 @@ import hashlib
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import tiktoken
+if TYPE_CHECKING:
+    import tiktoken
 
 ENCODING = "o200k_base"
 # What OpenAI's embedding models (text-embedding-ada-002, -3-small, -3-large) tokenize with: the
@@ -47,6 +49,8 @@ _loading = threading.Lock()
 
 @functools.cache
 def _load(name: str) -> tiktoken.Encoding:
+    import tiktoken  # 3 MB more of a worker that never counts
+
     _install_offline_files()
     enc = tiktoken.get_encoding(name)
     # The Encoding keeps the Python dict of its 200,000 ranks (about 28 MB of bytes and int
@@ -64,15 +68,23 @@ def _release_free_memory() -> None:
         trim(0)
 
 
+_ready: set[str] = set()
+
+
 def encoding(name: str = ENCODING) -> tiktoken.Encoding:
-    with _loading:  # loaded once, even when the warm-up thread and a request ask at the same time
-        return _load(name)
+    with _loading:  # loaded once, even when a loading thread and a request ask at the same time
+        enc = _load(name)
+    _ready.add(name)
+    return enc
 
 
-def warm_up() -> None:
-    """Load the tokenizer (about a second of CPU and 75 MB) before a request needs it: loaded
-    on first use, it held the event loop for that second in the middle of serving."""
-    encoding()
+async def ready(name: str = ENCODING) -> None:
+    """Load a vocabulary off the event loop if no one has yet. Loading takes about a second of
+    CPU and the o200k one keeps 44 MB resident, so a worker loads it only once a request needs a
+    count (an upstream that reports no usage, a count-tokens call, a knowledge-base content):
+    async code awaits this first, and the other requests go on being served meanwhile."""
+    if name not in _ready:
+        await asyncio.to_thread(encoding, name)
 
 
 def decode_ids(ids: list[int], name: str = EMBEDDING_ENCODING) -> str:

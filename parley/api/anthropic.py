@@ -60,6 +60,7 @@ async def _count(request: Request, core: Core, caller: Caller) -> Response:
     req = _request(await json_body(request), anthropic.CountTokensRequest)
     core.router.chat(req["model"])  # an unknown model is a 404, as it would be for a message
     messages, params = anthropic.to_chat(req)
+    await tokens.ready()
     count = tokens.count_messages(messages)
     for tool in params.get("tools") or ():
         count += tokens.count(tokens.json_text(tool["function"]))

@@ -40,6 +40,7 @@ async def _serve(target: str, request: Request, core: Core, caller: Caller) -> R
     messages, params = gemini.to_chat(raw)
     if method == "countTokens":
         core.router.chat(model)
+        await tokens.ready()
         count = tokens.count_messages(messages)
         return json_response({"totalTokens": count})
     stream = method == "streamGenerateContent"

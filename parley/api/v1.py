@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import importlib
+import sys
 import time
+from types import ModuleType
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from parley import tokens
 from parley.api.common import json_body, json_response, validate
 from parley.api.docs import body
 from parley.api.gateway_auth import OpenAICaller, gateway_caller
@@ -18,6 +22,7 @@ from parley.api.openai_schemas import ChatRequest, EmbeddingRequest
 from parley.api.plain import PlainRoute
 from parley.caller import Caller
 from parley.chat.turn import TurnRequest, run
+from parley.config import LOCAL_EMBEDDING_MODEL
 from parley.core import Core, CoreDep, get_core
 from parley.errors import BadRequest, ModelNotFound
 from parley.providers.base import EmbeddingInputs
@@ -111,6 +116,13 @@ def _inputs(raw: Any) -> EmbeddingInputs:
     raise BadRequest(f"'input' must be {_INPUT_SHAPES}.", param="input", code="invalid_value")
 
 
+async def _numpy() -> ModuleType:
+    """numpy, imported off the event loop the first time: a worker that never embeds never has
+    it resident (~15 MB)."""
+    loaded = sys.modules.get("numpy")
+    return loaded if loaded is not None else await asyncio.to_thread(importlib.import_module, "numpy")
+
+
 @router.post("/embeddings", summary="Create embeddings", openapi_extra=body(EmbeddingRequest))
 async def embeddings(request: Request, core: CoreDep, caller: GatewayCaller) -> Response:
     body = await json_body(request)
@@ -119,15 +131,20 @@ async def embeddings(request: Request, core: CoreDep, caller: GatewayCaller) -> 
     req = validate(EmbeddingRequest, body)
     started = time.perf_counter()
     async with core.accounting.embedding(caller, core.router, req.model) as ticket:  # limits, usage, metrics
+        if core.router.check_embedding(req.model) == LOCAL_EMBEDDING_MODEL:
+            await tokens.ready()  # the packaged model counts the tokens of what it embeds
+        if inputs and not isinstance(inputs[0], str):
+            await tokens.ready(tokens.EMBEDDING_ENCODING)  # token ids are decoded for some upstreams
         result = await core.router.embed(req.model, inputs)
         ticket.usage = {"prompt_tokens": result.prompt_tokens}
     data = []
+    np = await _numpy() if req.dimensions or req.encoding_format == "base64" else None
     for i, vec in enumerate(result.vectors):
-        if req.dimensions and req.dimensions < len(vec):
+        if np is not None and req.dimensions and req.dimensions < len(vec):
             cut = np.asarray(vec[: req.dimensions], dtype=np.float32)
             vec = (cut / (np.linalg.norm(cut) or 1.0)).tolist()
         value: Any = vec
-        if req.encoding_format == "base64":
+        if np is not None and req.encoding_format == "base64":
             value = base64.b64encode(np.asarray(vec, dtype="<f4").tobytes()).decode()
         data.append({"object": "embedding", "index": i, "embedding": value})
     usage = {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens}

@@ -108,6 +108,7 @@ async def _complete_once(route: Route, body: Body) -> Body:
     result.setdefault("id", new_completion_id())
     result.setdefault("created", int(time.time()))
     if not _valid_usage(result.get("usage")):
+        await tokens.ready()
         choices = result.get("choices") or [{}]
         result["usage"] = local_usage(body.get("messages") or [], choices[0].get("message") or {})
     return result
@@ -170,6 +171,12 @@ class ChatStream:
                 out.append(chunk)
             if out:
                 yield out
+        await self.counter_ready()
+
+    async def counter_ready(self) -> None:
+        """Load the tokenizer off the event loop if ``usage`` will have to count locally."""
+        if self._upstream_usage is None:
+            await tokens.ready()
 
     @property
     def message(self) -> dict[str, Any]:

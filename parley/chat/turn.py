@@ -23,11 +23,12 @@ import logging
 from collections.abc import AsyncIterator, Hashable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 from starlette.responses import Response
 
+from parley import tokens
 from parley.accounting import CLIENT_LEFT, Ticket
 from parley.api.jsonresp import json_response
 from parley.api.sse import PING_LINE, sse_response
@@ -37,10 +38,11 @@ from parley.chat.completions import ChatStream, batches, canned_chunks, complete
 from parley.chat.relay import PING
 from parley.core import Core
 from parley.errors import BadRequest, ParleyError
-from parley.memory import retrieval
-from parley.memory.search import Hit
 from parley.providers.route import Route
 from parley.tokens import content_text
+
+if TYPE_CHECKING:
+    from parley.memory.search import Hit
 
 Body = dict[str, Any]
 
@@ -126,8 +128,13 @@ async def _retrieve(core: Core, req: TurnRequest, fresh: list[Body]) -> list[Hit
     query = req.query if req.query is not None else _newest_user_text(fresh)
     if not settings.get("collections") or not query:
         return None
+    searcher = await core.searcher.get()
+    from parley.memory import retrieval  # imported by get(), off the event loop
+
+    await tokens.ready()  # the packaged embedding model counts the query's tokens
+
     async with core.sessions() as db:
-        return await retrieval.retrieve(db, core.searcher, settings, query, req.memory_scope)
+        return await retrieval.retrieve(db, searcher, settings, query, req.memory_scope)
 
 
 def _reply_from_completion(completion: Body, label: str, refs: list[Body]) -> Reply:
@@ -188,9 +195,12 @@ async def run(core: Core, req: TurnRequest, encoder: Encoder) -> Response:
         if not history:  # (a final assistant message is a prefill some upstreams continue)
             raise BadRequest("The messages add nothing for the assistant to answer.", param="messages")
         hits = await _retrieve(core, req, fresh)
-        refs = retrieval.references(hits or [])
+        refs: list[Body] = []
         system = list(req.system)
         if hits:
+            from parley.memory import retrieval  # imported by _retrieve
+
+            refs = retrieval.references(hits)
             system.append(retrieval.sources_message(hits))
         body: Body = {**req.params, "messages": system + history}
         unmatched = (req.memories or {}).get("unmatch_message")
@@ -274,6 +284,7 @@ async def _events(
     except ParleyError as exc:
         # The status line (200) is long gone: the error travels as an event, and the usage row
         # keeps the code. What the model wrote before failing is counted.
+        await chat.counter_ready()
         ticket.finish(200, chat.usage, exc.code or exc.type, upstream_failed=not ended)
         if req.transcript is not None and not ended:
             await _record_failure(req.transcript, exc)
@@ -287,6 +298,7 @@ async def _events(
             # The client left mid-stream: keep what was generated so far, marked as cut off.
             # Shielded, because the request's own cancellation would cancel the write too.
             with anyio.CancelScope(shield=True):
+                await chat.counter_ready()
                 reply = _reply_from_stream(chat, label, refs, cut_off=True)
                 ticket.finish(200, reply.usage, CLIENT_LEFT)
                 if req.transcript is not None and (reply.message.get("content") or reply.message.get("tool_calls")):

@@ -98,6 +98,9 @@ class BuiltinProvider(Provider):
         return text, "stop"
 
     async def complete(self, body: Body) -> Body:
+        # Counts and cuts with the tokenizer below: loaded off the event loop first (the stream
+        # path comes through here too).
+        await tokens.ready()
         text, calls = reply_for(body)
         text, finish = self._limit(body, text)
         message: Body = {"role": "assistant", "content": text or None, "refusal": None}

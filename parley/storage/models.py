@@ -6,7 +6,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     JSON,
@@ -44,11 +43,15 @@ class EmbeddingType(TypeDecorator[Any]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None or dialect.name == "postgresql":
             return value
+        import numpy as np  # here, not at module top: numpy costs every worker ~15 MB at start
+
         return np.asarray(value, dtype="<f4").tobytes()
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if value is None or dialect.name == "postgresql":
             return value
+        import numpy as np
+
         return np.frombuffer(value, dtype="<f4")
 
 

@@ -11,9 +11,11 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
+from parley import tokens
 from parley.api.common import core, json_body, json_response, validate
 from parley.api.docs import body
 from parley.api.v8.auth import V8Caller, admin, user
+from parley.config import LOCAL_EMBEDDING_MODEL
 from parley.memory import store
 from parley.storage.models import Memory
 
@@ -115,7 +117,9 @@ async def delete_memory(memory_id: str, request: Request, caller: V8Caller = Dep
     c = core(request)
     async with c.sessions() as db:
         await store.delete_memory(db, await store.get_memory(db, caller.app_id, memory_id))
-    c.searcher.indexes.forget(memory_id)
+    searcher = c.searcher.loaded  # never loaded: no index of this memory is kept
+    if searcher is not None:
+        searcher.indexes.forget(memory_id)
     return json_response({"message": "记忆库删除成功"})
 
 
@@ -160,6 +164,7 @@ async def get_chunks(memory_id: str, content_id: str, request: Request, caller: 
 async def _put(request: Request, caller: V8Caller, memory_id: str, content_id: str | None) -> tuple[Any, bool]:
     req = validate(ContentBody, await json_body(request))
     c = core(request)
+    await tokens.ready()  # chunking counts tokens
     async with c.sessions() as db:
         memory = await store.get_memory(db, caller.app_id, memory_id)
         content, created = await store.put_content(db, memory, req.model_dump(), content_id)
@@ -200,11 +205,14 @@ async def delete_content(
 async def _search(request: Request, caller: V8Caller, memory_id: str, contents: bool) -> Response:
     req = validate(SearchBody, await json_body(request))
     c = core(request)
+    searcher = await c.searcher.get()  # before a connection is taken: the first loads modules
     async with c.sessions() as db:
         memory = await store.get_memory(db, caller.app_id, memory_id)
         if memory.status != "enabled":
             return json_response([])
-        run = c.searcher.search_contents if contents else c.searcher.search
+        if memory.embedding_model == LOCAL_EMBEDDING_MODEL:
+            await tokens.ready()  # the packaged model counts the tokens of the query
+        run = searcher.search_contents if contents else searcher.search
         hits = await run(
             db,
             memory,
