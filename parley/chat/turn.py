@@ -236,6 +236,8 @@ async def run(core: Core, req: TurnRequest, encoder: Encoder) -> Response:
             await hold.aclose()
         finally:  # the client left before the stream even started: its prompt was still sent
             if not ticket.done:  # (``chat.usage`` counts tokens locally when the upstream sent none)
+                with anyio.CancelScope(shield=True):
+                    await chat.counter_ready()  # the tokenizer loads off the event loop
                 ticket.finish(200, chat.usage, CLIENT_LEFT)
 
     return sse_response(_events(req, encoder, chat, label, refs, ticket), headers=encoder.headers, on_close=closed)
@@ -291,6 +293,8 @@ async def _events(
         ended = True
         yield encoder.error(exc)
     except Exception:
+        with anyio.CancelScope(shield=True):
+            await chat.counter_ready()
         ticket.finish(200, chat.usage, "server_error")
         raise
     finally:
