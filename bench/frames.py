@@ -35,7 +35,8 @@ from stack import BENCH, free_port, wait_up  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
-from parley.api.limits import BodyLimit  # noqa: E402
+from parley.api.entry import Entry  # noqa: E402
+from parley.api.limits import BodyLimits  # noqa: E402
 from parley.api.sse import event, sse_response  # noqa: E402
 from parley.chat.relay import relay  # noqa: E402
 from parley.config import ProviderConfig, Timeouts  # noqa: E402
@@ -105,7 +106,8 @@ def app_with_routes() -> FastAPI:
         return sse_response(sse_chunks(int(request.query_params["n"])))
 
     app.router.routes.append(Route("/starlette", starlette_route, methods=["POST"]))
-    app.add_middleware(BodyLimit, default=1 << 24, uploads=1 << 26, upload_paths=("/v8/files/",))
+    limits = BodyLimits(1 << 24, 1 << 26, ("/v8/files/",))
+    app.add_middleware(Entry, limits=limits, routes=[], router=app.router, handlers={}, timed=False)
     return app
 
 

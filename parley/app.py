@@ -7,16 +7,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
+from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.types import ASGIApp
 
 from parley import __version__, logs
 from parley.accounting import Accounting
 from parley.api import anthropic, cors, docs, errors, gemini, integration, v1, v8
 from parley.api import metrics as metrics_api
 from parley.api import responses as responses_api
-from parley.api.limits import BodyLimit
-from parley.api.plain import HotRoutes
-from parley.api.request_id import RequestId
-from parley.api.sanitize import RejectNulInUrl
+from parley.api.entry import Entry
+from parley.api.front import Front
+from parley.api.limits import BodyLimits
 from parley.auth.keys import KeyVerifier
 from parley.auth.sealed import server_key
 from parley.config import Settings, load_settings
@@ -104,19 +106,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    hot = [v1.chat_route, *anthropic.plain_routes, *gemini.plain_routes]
-    app.add_middleware(HotRoutes, routes=hot, application=app)  # the innermost (see api/plain.py)
-    app.add_middleware(RejectNulInUrl)
-    app.add_middleware(
-        BodyLimit,
-        default=settings.max_body_bytes,
-        uploads=settings.max_upload_bytes,
-        upload_paths=("/v8/files/",),
-    )
-    if settings.metrics:
-        app.add_middleware(metrics_api.HttpMetrics)
     cors.install(app, settings.cors_origins)  # preflights and error responses get its headers too
-    # Outermost of all, outside the crash guard too: every response carries x-request-id, a 500 included.
-    build = app.build_middleware_stack
-    app.build_middleware_stack = lambda: RequestId(build())  # type: ignore[method-assign]
+    limits = BodyLimits(settings.max_body_bytes, settings.max_upload_bytes, upload_paths=("/v8/files/",))
+    hot = [v1.chat_route, *anthropic.plain_routes, *gemini.plain_routes]
+
+    def stack() -> ASGIApp:
+        """Front (request id, crash answer) → CORS, when configured → Entry (limits, HTTP
+        metrics, the plain routes) → FastAPI's exception middleware → the router.
+
+        Built here rather than by FastAPI, whose stack puts three more layers in front (a crash
+        answer that Front gives, and telemetry and body-size hooks Parley does not use): each
+        layer is a coroutine a request keeps for as long as it lasts."""
+        handlers = {k: v for k, v in app.exception_handlers.items() if k not in (500, Exception)}
+        rest = ExceptionMiddleware(AsyncExitStackMiddleware(app.router), handlers=handlers, debug=app.debug)
+        inner: ASGIApp = Entry(
+            rest, limits=limits, routes=hot, router=app.router, handlers=handlers, timed=settings.metrics
+        )
+        for cls, args, kwargs in reversed(app.user_middleware):
+            inner = cls(inner, *args, **kwargs)
+        return Front(inner)
+
+    app.build_middleware_stack = stack  # type: ignore[method-assign]
     return app

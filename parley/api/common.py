@@ -22,7 +22,7 @@ def core(request: Request) -> Core:
 
 
 def request_id(request: Request) -> str:
-    """This request's ID (set by the RequestId middleware; a new one outside it)."""
+    """This request's ID (set by api/front.py; a new one outside it)."""
     rid = request.scope.get("state", {}).get("request_id")
     return rid if isinstance(rid, str) else new_id()
 

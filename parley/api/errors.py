@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -12,8 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
+from starlette.types import Send
 
-from parley.api.guard import CrashGuard, crash_error
 from parley.api.jsonresp import json_response
 from parley.dialects import anthropic, gemini
 from parley.errors import ParleyError, Unauthorized, from_validation
@@ -42,6 +43,16 @@ def body_for(path: str, exc: ParleyError) -> dict[str, Any]:
     if path.startswith("/v1beta/") or (path.startswith("/v1/models/") and ":" in path.rsplit("/", 1)[-1]):
         return gemini.error_body(exc)
     return openai_body(exc)
+
+
+async def send_error(send: Send, path: str, exc: ParleyError, close: bool = False) -> None:
+    """Answer ``exc`` straight on the ASGI ``send``: for the layers in front of the routes."""
+    body = orjson.dumps(body_for(path, exc))
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def install(app: FastAPI) -> None:
@@ -73,7 +84,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(OSError)
     async def _database(request: Request, exc: Exception) -> Response:
         if not is_database_outage(exc):
-            raise exc  # not the database being away: a crash, answered below
+            raise exc  # not the database being away: a crash (api/front.py answers it)
         log.warning("database unavailable", extra={"fields": {"path": request.url.path, "error": str(exc)[:300]}})
         err = unavailable()
         return json_response(body_for(request.url.path, err), err.status, headers=err.headers)
@@ -83,11 +94,3 @@ def install(app: FastAPI) -> None:
         # The client went away before its request had all arrived: nothing failed, nobody to answer.
         log.info("client left before sending the whole request", extra={"fields": {"path": request.url.path}})
         return Response(status_code=499)  # (the status nginx logs for this)
-
-    @app.exception_handler(Exception)
-    async def _crash(request: Request, exc: Exception) -> Response:
-        # Logged by the guard below, which also keeps the connection open after this answer.
-        return json_response(body_for(request.url.path, crash_error()), 500)
-
-    build = app.build_middleware_stack
-    app.build_middleware_stack = lambda: CrashGuard(build())  # type: ignore[method-assign]

@@ -2,59 +2,53 @@
 
 from __future__ import annotations
 
-import orjson
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from dataclasses import dataclass
 
-from parley.api.errors import body_for
+from starlette.types import Message, Receive, Scope, Send
+
+from parley.api.errors import send_error
 from parley.errors import PayloadTooLarge
 
 
-class BodyLimit:
-    def __init__(self, app: ASGIApp, default: int, uploads: int, upload_paths: tuple[str, ...]) -> None:
-        self.app = app
-        self.default = default
-        self.uploads = uploads
-        self.upload_paths = upload_paths
+@dataclass(frozen=True)
+class BodyLimits:
+    default: int
+    uploads: int  # for paths under ``upload_paths``
+    upload_paths: tuple[str, ...]
 
-    def _limit(self, path: str) -> int:
+    def of(self, path: str) -> int:
         return self.uploads if path.startswith(self.upload_paths) else self.default
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = scope["path"]
-        limit = self._limit(path)
-        error = PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > limit:
-                await _reject(send, path, error)
-                return
-        seen = 0
 
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise error
-            return message
-
-        await self.app(scope, counted, send)
+def too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
 
 
-async def _reject(send: Send, path: str, error: PayloadTooLarge) -> None:
-    body = orjson.dumps(body_for(path, error))
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+def announced_too_large(scope: Scope, limit: int) -> bool:
+    """The request's ``content-length`` is past ``limit``: it can be refused before it is read."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return value.isdigit() and int(value) > limit
+    return False
+
+
+def counted(receive: Receive, limit: int) -> Receive:
+    """``receive``, raising 413 once more than ``limit`` bytes of body have come (a chunked body,
+    or one longer than it announced)."""
+    seen = 0
+
+    async def receive_counted() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise too_large(limit)
+        return message
+
+    return receive_counted
+
+
+async def refuse(send: Send, path: str, limit: int) -> None:
+    """The 413 for a body announced too large; the connection closes, as the body is not read."""
+    await send_error(send, path, too_large(limit), close=True)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import time
-from collections.abc import Awaitable
 
 from fastapi import APIRouter, Request
 from sqlalchemy import func, select
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from parley import metrics
 from parley.auth.headers import bearer_or_bare
@@ -45,34 +43,6 @@ async def get_metrics(request: Request, core: CoreDep) -> Response:
     metrics.reap_dead_workers()
     body = await asyncio.to_thread(metrics.render) if metrics.MULTIPROCESS_DIR else metrics.render()
     return Response(body, media_type=metrics.CONTENT_TYPE)
-
-
-class HttpMetrics:
-    """Counts every HTTP request by method, route template (``/v8/memories/{memory_id}``, never
-    the id itself; ``unmatched`` for unknown paths) and status, and times it."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        # A plain function that hands back the inner send's awaitable: every message of a
-        # stream passes here, and an ``async def`` would add a coroutine per message.
-        def watched(message: Message) -> Awaitable[None]:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            return send(message)
-
-        try:
-            await self.app(scope, receive, watched)
-        finally:
-            metrics.http_done(scope["method"], route_template(scope), status, time.perf_counter() - started)
 
 
 def route_template(scope: Scope) -> str:

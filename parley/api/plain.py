@@ -1,19 +1,25 @@
 """Routes served without FastAPI's routing and dependency resolution, for the busiest requests.
 
 A documented (FastAPI) route stays registered for each one, so the API docs list it; the plain
-route is put at the front of the app's routes and takes only the requests it matches fully
-(path and method). Anything else (a method the route does not allow, a path it does not match)
-goes on to the documented routes, exactly as if the plain route were not there.
+route is served by ``api/entry.py`` (``serve`` below) and takes only the requests it matches
+fully (path and method). Anything else (a method the route does not allow, a path it does not
+match) goes on to the documented routes, exactly as if the plain route were not there.
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Match, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
+
+Handler = Callable[[Request, Any], Response | Awaitable[Response]]  # as Starlette types them
 
 
 class PlainRoute(Route):
@@ -25,38 +31,33 @@ class PlainRoute(Route):
         return match, child
 
 
-class HotRoutes:
-    """The innermost middleware: a request one of ``routes`` matches fully goes straight to it.
+def handler_for(handlers: Mapping[Any, Handler], exc: Exception) -> Handler | None:
+    """The application's handler for ``exc``, found the way Starlette finds it: a status code's
+    own for an HTTPException, else the nearest class in the exception's ancestry."""
+    if isinstance(exc, HTTPException) and exc.status_code in handlers:
+        return handlers[exc.status_code]
+    for cls in type(exc).__mro__:
+        if cls in handlers:
+            return handlers[cls]
+    return None
 
-    It skips what lies between the middleware and a route (the exception middleware, FastAPI's
-    exit-stack middleware, the router and its match over every route): seven coroutine frames
-    that each of these requests kept for as long as it lasted (a whole stream) and a share of
-    its CPU. Exceptions go to the application's handlers exactly as they would in that path:
-    the route's own wrapper looks them up in the same ``starlette.exception_handlers`` scope
-    entry the exception middleware would have set.
-    """
 
-    def __init__(self, app: ASGIApp, routes: list[PlainRoute], application: Starlette) -> None:
-        self.app = app
-        self.routes = routes
-        self.application = application
-        self._handlers: tuple[Any, Any] | None = None
-
-    def handlers(self) -> tuple[Any, Any]:
-        if self._handlers is None:  # the handlers as the exception middleware arranges them
-            handlers = {k: v for k, v in self.application.exception_handlers.items() if k not in (500, Exception)}
-            built = ExceptionMiddleware(self.app, handlers=handlers)
-            self._handlers = (built._exception_handlers, built._status_handlers)
-        return self._handlers
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for route in self.routes:
-                match, child = route.matches(scope)
-                if match is Match.FULL:
-                    scope.update(child)
-                    scope.setdefault("router", self.application.router)
-                    scope["starlette.exception_handlers"] = self.handlers()
-                    await route.handle(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+async def serve(route: PlainRoute, scope: Scope, receive: Receive, send: Send, handlers: Mapping[Any, Handler]) -> None:
+    """Call the route's endpoint and send its response: what Starlette's route, its request
+    wrapper and its exception wrapper do, in one frame instead of four (a request keeps them
+    all for as long as it lasts, a whole stream). An exception the endpoint raises is answered by
+    the application's handler for it; one raised while the response is being sent (a stream,
+    its head long gone) goes on, as nothing can answer it any more."""
+    request = Request(scope, receive, send)
+    try:
+        response = await route.endpoint(request)
+    except Exception as exc:
+        handler = handler_for(handlers, exc)
+        if handler is None:
+            raise
+        if inspect.iscoroutinefunction(handler):
+            response = await handler(request, exc)
+        else:  # a plain function, run in a thread as Starlette runs it
+            response = await run_in_threadpool(handler, request, exc)
+        exc.__traceback__ = None  # the frames of a failed request are not kept alive by it
+    await response(scope, receive, send)

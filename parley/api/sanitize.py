@@ -6,18 +6,16 @@ on one works on the other. Refusing rather than stripping keeps what is stored e
 was sent (docs/limits.md). JSON nested deeper than ``MAX_DEPTH`` is refused too: nothing Parley
 serves needs it, and stored JSON must serialize back out.
 
-``check_body`` runs on every JSON body (``json_body``); ``RejectNulInUrl`` guards paths and
-query strings; v8 tokens refuse NUL themselves (auth/v8_tokens.py).
+``check_body`` runs on every JSON body (``json_body``); ``nul_in_url`` guards paths and query
+strings (api/entry.py); v8 tokens refuse NUL themselves (auth/v8_tokens.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
-from parley.api.errors import body_for
 from parley.errors import BadRequest
 
 MAX_DEPTH = 64  # levels of objects and arrays inside one another in a JSON body
@@ -74,20 +72,10 @@ def check_body(raw: bytes, data: Any) -> Any:
     return data
 
 
-class RejectNulInUrl:
-    """A 400 for a path or query string with an encoded NUL (%00), in the dialect's error shape,
-    before any route runs: path ids and query values reach the database as they are."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (NUL not in scope["path"] and b"%00" not in scope["query_string"]):
-            await self.app(scope, receive, send)
-            return
-        where = "path" if NUL in scope["path"] else "query string"
-        error = BadRequest(f"The URL's {where} may not contain NUL (%00) characters.", code="invalid_value")
-        body = orjson.dumps(body_for(scope["path"], error))
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 400, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+def nul_in_url(scope: Scope) -> BadRequest | None:
+    """A 400 for a path or query string with an encoded NUL (%00): path ids and query values
+    reach the database as they are."""
+    if NUL not in scope["path"] and b"%00" not in scope["query_string"]:
+        return None
+    where = "path" if NUL in scope["path"] else "query string"
+    return BadRequest(f"The URL's {where} may not contain NUL (%00) characters.", code="invalid_value")

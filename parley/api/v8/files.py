@@ -35,7 +35,7 @@ def _spill(source: BinaryIO, fd: int) -> int:
 )
 async def extract(request: Request, caller: V8Caller = Depends(user)) -> Response:
     # The body streams to a temporary file as it arrives (python-multipart spools past 1 MiB);
-    # BodyLimit stops it with 413 past max_upload_bytes.
+    # api/entry.py stops it with 413 past max_upload_bytes.
     async with request.form(max_files=1, max_fields=20) as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile) or not upload.filename:
