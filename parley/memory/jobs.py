@@ -160,7 +160,9 @@ class EmbeddingWorker:
         # Only rows this worker still holds: a chunk deleted or re-leased meanwhile is left alone.
         mine = and_(table.c.id == bindparam("chunk_id"), table.c.lease_token == self.token)
         released = {"lease_token": None, "locked_until": None}
+        content_ids = {c.content_id for c in group}
         async with self.sessions() as db:
+            await _lock_contents(db, content_ids)
             if error is None:
                 assert vectors is not None and bags is not None
                 rows = [
@@ -196,10 +198,11 @@ class EmbeddingWorker:
                 # Swapped in the same transaction, so no reader sees chunks "completed" but not
                 # yet searchable; checked again after the commit in case another worker was
                 # finishing the same content's other chunks at the same time.
-                await self._swap_ready(db, {c.content_id for c in group})
+                await self._swap_ready(db, content_ids)
             await db.commit()
             if error is None:
-                await self._swap_ready(db, {c.content_id for c in group})
+                await _lock_contents(db, content_ids)
+                await self._swap_ready(db, content_ids)
                 await db.commit()
 
     async def _swap_ready(self, db: AsyncSession, content_ids: set[str]) -> None:
@@ -244,3 +247,25 @@ class EmbeddingWorker:
             await db.execute(delete(table).where(this, table.c.version != bindparam("v")), stale)
         for memory_id in {m for cid, _, m in contents if cid in ready}:
             await bump(db, memory_id)
+
+
+async def _lock_contents(db: AsyncSession, content_ids: set[str]) -> None:
+    """Take the contents' row locks before touching any of their chunks (PostgreSQL).
+
+    A content's replacement (``memory/store.py``) locks the content row, then deletes the
+    chunks of versions that never became active, the very rows this worker updates. Locking
+    in the same order — memory, then contents by id, then chunks — means the two wait for
+    each other instead of deadlocking. The memory is held in key-share mode: it only keeps a
+    concurrent delete of the memory from cascading into rows this transaction holds.
+    """
+    if not content_ids or db.get_bind().dialect.name != "postgresql":
+        return  # SQLite has one writer at a time: nothing to order
+    memory_ids = select(MemoryContent.memory_id).where(MemoryContent.id.in_(content_ids))
+    memories = select(Memory.id).where(Memory.id.in_(memory_ids)).order_by(Memory.id)
+    await db.execute(memories.with_for_update(read=True, key_share=True))
+    await db.execute(
+        select(MemoryContent.id)
+        .where(MemoryContent.id.in_(content_ids))
+        .order_by(MemoryContent.id)
+        .with_for_update(key_share=True)
+    )

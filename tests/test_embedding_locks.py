@@ -1,0 +1,76 @@
+"""The embedding worker and a content's replacement touch the same chunk rows at the same time;
+on PostgreSQL they take their row locks in one order, so neither is ever a deadlock's victim."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import delete, insert, select, update
+
+from parley.memory.jobs import EmbeddingWorker
+from parley.storage import db
+from parley.storage.models import Integration, Memory, MemoryChunk, MemoryContent, now
+from tests.conftest import fresh_database
+
+
+@pytest.fixture
+def url(pg_server: str) -> str:
+    made = fresh_database(pg_server)
+    db.migrate_sync(made)
+    return made
+
+
+async def test_a_replacement_deleting_chunks_the_worker_is_finishing_waits_for_it(url: str) -> None:
+    """The replacement's statements, in the order ``memory/store.py`` runs them: the content's
+    row, then the chunks of versions never made active (here one by one, in the order that
+    crosses the worker's). The worker finishing those very chunks waits on the content's row
+    instead of holding a chunk the replacement needs next."""
+    engine = db.create_engine(url)
+    sessions = db.sessionmaker(engine)
+    worker = EmbeddingWorker(sessions, router=None)
+    try:
+        async with sessions() as s:
+            await s.execute(
+                insert(Integration).values(id="app", name="a", hash_token_sealed="x", admin_token_sealed="x")
+            )
+            await s.execute(insert(Memory).values(id="m", integration_id="app", name="kb", embedding_model="e"))
+            await s.execute(insert(MemoryContent).values(id="c", memory_id="m", content="two chunks", version=1))
+            await s.execute(
+                insert(MemoryChunk),
+                [
+                    dict(
+                        id=f"x{i}",
+                        memory_id="m",
+                        content_id="c",
+                        version=1,
+                        chunk_index=i,
+                        content=f"part {i}",
+                        token_count=2,
+                        embedding_status="processing",
+                        lease_token=worker.token,
+                        locked_until=now() + timedelta(minutes=2),
+                        created_at=now() + timedelta(seconds=i),
+                    )
+                    for i in (1, 2)
+                ],
+            )
+            await s.commit()
+            group = list((await s.scalars(select(MemoryChunk).order_by(MemoryChunk.created_at))).all())
+
+        async with sessions() as put:
+            await put.execute(update(MemoryContent).where(MemoryContent.id == "c").values(version=2, content="new"))
+            await put.execute(delete(MemoryChunk).where(MemoryChunk.id == "x2"))
+            finishing = asyncio.create_task(worker._finish(group, [[1.0, 0.0], [0.0, 1.0]], ["part", "part"], None))
+            await asyncio.sleep(1.5)  # past deadlock_timeout (1 s): a cycle would be detected by now
+            assert not finishing.done()  # waiting on the content's row, holding no chunk
+            await put.execute(delete(MemoryChunk).where(MemoryChunk.content_id == "c", MemoryChunk.active.is_(False)))
+            await put.commit()
+        await asyncio.wait_for(finishing, 30)  # then finds nothing of its own left, and no error
+
+        async with sessions() as s:
+            assert (await s.scalars(select(MemoryChunk.id))).all() == []
+            assert (await s.scalar(select(MemoryContent.version).where(MemoryContent.id == "c"))) == 2
+    finally:
+        await engine.dispose()
