@@ -6,13 +6,12 @@ import secrets
 import uuid
 from typing import Any
 
-from cryptography.fernet import Fernet
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley.auth import v8_tokens
 from parley.auth.cache import TTLCache
-from parley.auth.sealed import seal, unseal
+from parley.auth.sealed import ServerKey, seal, unseal
 from parley.errors import NotFound
 from parley.storage.models import Integration, Limit, iso
 
@@ -23,7 +22,7 @@ def _secret() -> str:
 
 async def create(
     db: AsyncSession,
-    key: Fernet,
+    key: ServerKey,
     name: str,
     default_model: str | None = None,
     default_embedding_model: str | None = None,
@@ -63,7 +62,7 @@ async def update(db: AsyncSession, app_id: str, **fields: Any) -> Integration:
     return row
 
 
-async def rotate(db: AsyncSession, key: Fernet, app_id: str, which: str) -> dict[str, str]:
+async def rotate(db: AsyncSession, key: ServerKey, app_id: str, which: str) -> dict[str, str]:
     """Replace ``hash_token``, ``admin_token`` or both; tokens signed with the old ones stop working."""
     row = await get(db, app_id)
     fresh: dict[str, str] = {}
@@ -87,7 +86,7 @@ async def remove(db: AsyncSession, app_id: str) -> None:
     await db.commit()
 
 
-def secrets_of(key: Fernet, row: Integration) -> tuple[str | None, str | None]:
+def secrets_of(key: ServerKey, row: Integration) -> tuple[str | None, str | None]:
     return unseal(key, row.hash_token_sealed), unseal(key, row.admin_token_sealed)
 
 
@@ -104,7 +103,7 @@ def as_dict(row: Integration) -> dict[str, Any]:
 class TokenVerifier:
     """Verifies ek-/ak- tokens; an integration's secrets are cached for ``ttl`` seconds."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], key: Fernet, ttl: float) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], key: ServerKey, ttl: float) -> None:
         self._sessions = sessions
         self._key = key
         self._cache: TTLCache[tuple[str | None, str | None, Integration]] = TTLCache(ttl)
@@ -119,6 +118,7 @@ class TokenVerifier:
             row = await db.get(Integration, app_id)
         if row is None:
             return None
+        await self._key.ready()
         return (*secrets_of(self._key, row), row)
 
     async def verify(self, authorization: str | None) -> tuple[v8_tokens.V8Identity, Integration]:

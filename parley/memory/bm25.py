@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from parley.memory.terms import STORED_STOPWORDS, grams, script_of
+from parley.memory.terms import grams, script_of, stored_stopwords
 
 K1 = 1.2
 B = 0.75
@@ -76,9 +76,10 @@ class LexicalIndex:
         vocab: dict[str, int] = {}
         ids = array("q")
         lengths = np.empty(self.size, dtype=np.int64)
+        stop = stored_stopwords()
         for i, bag in enumerate(bags):
             # Stopwords are dropped here too: chunks stored before the list grew still meet queries.
-            words = [w for w in (bag or "").split() if w not in STORED_STOPWORDS]
+            words = [w for w in (bag or "").split() if w not in stop]
             lengths[i] = len(words)
             ids.extend([vocab.setdefault(w, len(vocab)) for w in words])
         doc = np.repeat(np.arange(self.size, dtype=np.int64), lengths)
@@ -190,7 +191,8 @@ class LexicalIndex:
         return raw, self.has @ ceiling.astype(np.float32)
 
     def match(self, query: Sequence[str]) -> Lexical:
-        query = [t for t in query if t not in STORED_STOPWORDS]
+        stop = stored_stopwords()
+        query = [t for t in query if t not in stop]
         raw_w, ceil_w, full = self._field(dict(Counter(query)))
         raw_g, ceil_g = self._gram_field(query)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -137,5 +137,9 @@ def script_of(term: str) -> int:
     return 1 if _LATIN_CHAR.search(term) else 2
 
 
-# Stopwords as they look once stored: English ones are stemmed on the way in (see ``terms``).
-STORED_STOPWORDS = STOPWORDS | frozenset(_stemmer().stemWord(w) for w in _ENGLISH.split())
+@functools.cache
+def stored_stopwords() -> frozenset[str]:
+    """Stopwords as they look once stored: English ones are stemmed on the way in (see
+    ``terms``). Made on first need: Snowball's stemmers hold 3 MB that a worker which never
+    searches a knowledge base does not load."""
+    return STOPWORDS | frozenset(_stemmer().stemWord(w) for w in _ENGLISH.split())
