@@ -1,5 +1,6 @@
-"""The embedding worker and a content's replacement touch the same chunk rows at the same time;
-on PostgreSQL they take their row locks in one order, so neither is ever a deadlock's victim."""
+"""Writers of one memory's rows at the same time on PostgreSQL: the embedding worker, a content's
+replacement and the memory's deletion take their row locks in one order (memory, contents,
+chunks), so none is a deadlock's victim and none fails on a row another took away."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import delete, insert, select, update
 
+from parley.errors import NotFound
+from parley.memory import store
 from parley.memory.jobs import EmbeddingWorker
 from parley.storage import db
 from parley.storage.models import Integration, Memory, MemoryChunk, MemoryContent, now
@@ -72,5 +75,40 @@ async def test_a_replacement_deleting_chunks_the_worker_is_finishing_waits_for_i
         async with sessions() as s:
             assert (await s.scalars(select(MemoryChunk.id))).all() == []
             assert (await s.scalar(select(MemoryContent.version).where(MemoryContent.id == "c"))) == 2
+    finally:
+        await engine.dispose()
+
+
+async def test_a_replacement_racing_the_memorys_deletion_finds_it_gone(url: str) -> None:
+    """The memory is being deleted (its cascade holds the content's row) when a replacement of
+    one of its contents starts: the replacement waits for the deletion, then answers 404, not a
+    500 from updating a content that is no longer there."""
+    engine = db.create_engine(url)
+    sessions = db.sessionmaker(engine)
+    try:
+        async with sessions() as s:
+            await s.execute(
+                insert(Integration).values(id="app", name="a", hash_token_sealed="x", admin_token_sealed="x")
+            )
+            await s.execute(insert(Memory).values(id="m", integration_id="app", name="kb", embedding_model="e"))
+            await s.execute(insert(MemoryContent).values(id="c", memory_id="m", content="old", version=1))
+            await s.commit()
+        fields = {"content": "new", "content_type": "text", "key": None, "attrs": None, "status": "enabled"}
+
+        async def replace() -> None:
+            async with sessions() as put:
+                memory = await store.get_memory(put, "app", "m")
+                await store.put_content(put, memory, fields, "c")
+
+        async with sessions() as deleting:
+            await deleting.execute(delete(Memory).where(Memory.id == "m"))
+            replacing = asyncio.create_task(replace())
+            await asyncio.sleep(1.5)  # past deadlock_timeout (1 s)
+            assert not replacing.done()  # waiting on the memory's row
+            await deleting.commit()
+        with pytest.raises(NotFound, match="Memory not found"):
+            await asyncio.wait_for(replacing, 30)
+        async with sessions() as s:
+            assert (await s.scalars(select(MemoryContent.id))).all() == []
     finally:
         await engine.dispose()

@@ -134,10 +134,26 @@ def _key_taken(key: str) -> ParleyError:
     return ParleyError(f"Another content of this memory has the key {key!r}", status=409, param="key")
 
 
+async def _hold_memory(db: AsyncSession, memory: Memory) -> None:
+    """Hold the memory's row (PostgreSQL, key-share mode) before any content or chunk row.
+
+    Every writer takes the memory first, then contents, then chunks (the embedding worker
+    too, see jobs.py). A deletion of the memory at the same moment then waits for this write
+    to finish, or this write finds the memory gone (404), instead of the two deadlocking or
+    the write failing on a content the deletion took away under it.
+    """
+    if db.get_bind().dialect.name != "postgresql":
+        return  # SQLite has one writer at a time
+    held = await db.scalar(select(Memory.id).where(Memory.id == memory.id).with_for_update(read=True, key_share=True))
+    if held is None:
+        raise NotFound("Memory not found")
+
+
 async def _put_content(
     db: AsyncSession, memory: Memory, fields: dict[str, Any], content_id: str | None
 ) -> tuple[MemoryContent, bool]:
     existing: MemoryContent | None = None
+    await _hold_memory(db, memory)
     stamp = now()
     if content_id is None:
         # A create is one INSERT (Core, not the ORM's unit of work); a key that is taken makes
@@ -200,6 +216,7 @@ async def get_content(db: AsyncSession, memory: Memory, content_id: str) -> Memo
 
 async def delete_content(db: AsyncSession, memory: Memory, content_id: str) -> None:
     """By id, or by key when the id starts with "_" (``DELETE …/contents/_KEY``, docs/protocol.md)."""
+    await _hold_memory(db, memory)
     if content_id.startswith("_"):
         row = await db.scalar(
             select(MemoryContent).where(MemoryContent.memory_id == memory.id, MemoryContent.key == content_id[1:])
