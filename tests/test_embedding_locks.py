@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.errors import NotFound
 from parley.memory import store
@@ -25,6 +26,13 @@ def url(pg_server: str) -> str:
     return made
 
 
+async def _memory_with_content(s: AsyncSession, text: str) -> None:
+    """Memory "m" of integration "app", with content "c" (version 1); the caller commits."""
+    await s.execute(insert(Integration).values(id="app", name="a", hash_token_sealed="x", admin_token_sealed="x"))
+    await s.execute(insert(Memory).values(id="m", integration_id="app", name="kb", embedding_model="e"))
+    await s.execute(insert(MemoryContent).values(id="c", memory_id="m", content=text, version=1))
+
+
 async def test_a_replacement_deleting_chunks_the_worker_is_finishing_waits_for_it(url: str) -> None:
     """The replacement's statements, in the order ``memory/store.py`` runs them: the content's
     row, then the chunks of versions never made active (here one by one, in the order that
@@ -35,11 +43,7 @@ async def test_a_replacement_deleting_chunks_the_worker_is_finishing_waits_for_i
     worker = EmbeddingWorker(sessions, router=None)
     try:
         async with sessions() as s:
-            await s.execute(
-                insert(Integration).values(id="app", name="a", hash_token_sealed="x", admin_token_sealed="x")
-            )
-            await s.execute(insert(Memory).values(id="m", integration_id="app", name="kb", embedding_model="e"))
-            await s.execute(insert(MemoryContent).values(id="c", memory_id="m", content="two chunks", version=1))
+            await _memory_with_content(s, "two chunks")
             await s.execute(
                 insert(MemoryChunk),
                 [
@@ -87,11 +91,7 @@ async def test_a_replacement_racing_the_memorys_deletion_finds_it_gone(url: str)
     sessions = db.sessionmaker(engine)
     try:
         async with sessions() as s:
-            await s.execute(
-                insert(Integration).values(id="app", name="a", hash_token_sealed="x", admin_token_sealed="x")
-            )
-            await s.execute(insert(Memory).values(id="m", integration_id="app", name="kb", embedding_model="e"))
-            await s.execute(insert(MemoryContent).values(id="c", memory_id="m", content="old", version=1))
+            await _memory_with_content(s, "old")
             await s.commit()
         fields = {"content": "new", "content_type": "text", "key": None, "attrs": None, "status": "enabled"}
 
