@@ -83,31 +83,34 @@ async def test_a_replacement_deleting_chunks_the_worker_is_finishing_waits_for_i
         await engine.dispose()
 
 
-async def test_a_replacement_racing_the_memorys_deletion_finds_it_gone(url: str) -> None:
-    """The memory is being deleted (its cascade holds the content's row) when a replacement of
-    one of its contents starts: the replacement waits for the deletion, then answers 404, not a
-    500 from updating a content that is no longer there."""
+@pytest.mark.parametrize(("content_id", "key"), [("c", None), (None, "k")], ids=["replace", "create"])
+async def test_a_write_racing_the_memorys_deletion_finds_it_gone(
+    url: str, content_id: str | None, key: str | None
+) -> None:
+    """The memory is being deleted (its cascade holds the content's row) when a write to it
+    starts. A replacement holds the memory's row first, a create's foreign key check takes it:
+    either waits for the deletion, then answers 404, not a 500 from a content gone under it."""
     engine = db.create_engine(url)
     sessions = db.sessionmaker(engine)
     try:
         async with sessions() as s:
             await _memory_with_content(s, "old")
             await s.commit()
-        fields = {"content": "new", "content_type": "text", "key": None, "attrs": None, "status": "enabled"}
+        fields = {"content": "new", "content_type": "text", "key": key, "attrs": None, "status": "enabled"}
 
-        async def replace() -> None:
+        async def write() -> None:
             async with sessions() as put:
                 memory = await store.get_memory(put, "app", "m")
-                await store.put_content(put, memory, fields, "c")
+                await store.put_content(put, memory, fields, content_id)
 
         async with sessions() as deleting:
             await deleting.execute(delete(Memory).where(Memory.id == "m"))
-            replacing = asyncio.create_task(replace())
+            writing = asyncio.create_task(write())
             await asyncio.sleep(1.5)  # past deadlock_timeout (1 s)
-            assert not replacing.done()  # waiting on the memory's row
+            assert not writing.done()  # waiting on the memory's row
             await deleting.commit()
         with pytest.raises(NotFound, match="Memory not found"):
-            await asyncio.wait_for(replacing, 30)
+            await asyncio.wait_for(writing, 30)
         async with sessions() as s:
             assert (await s.scalars(select(MemoryContent.id))).all() == []
     finally:

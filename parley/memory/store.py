@@ -116,13 +116,16 @@ async def put_content(
     ones keep answering searches (see jobs.py for the swap). Chunking runs here, not the
     embedding: the request returns at once.
     """
+    memory_id = memory.id  # read now: the rollback below expires the object
     try:
         return await _put_content(db, memory, fields, content_id)
     except IntegrityError:
         # The memory's unique key index refused the write: another request took this key
-        # between the lookup and the write. Nothing of this one was kept.
+        # between the lookup and the write. Or the foreign key did: the memory was deleted
+        # meanwhile (a 404). Nothing of this one was kept.
         await db.rollback()
-        await db.refresh(memory)
+        if await db.get(Memory, memory_id, populate_existing=True) is None:  # refreshes `memory`
+            raise NotFound("Memory not found") from None
         if content_id is not None:
             raise _key_taken(fields["key"]) from None
         # A create by key: the content that request made is there now, and this one replaces
@@ -153,7 +156,6 @@ async def _put_content(
     db: AsyncSession, memory: Memory, fields: dict[str, Any], content_id: str | None
 ) -> tuple[MemoryContent, bool]:
     existing: MemoryContent | None = None
-    await _hold_memory(db, memory)
     stamp = now()
     if content_id is None:
         # A create is one INSERT (Core, not the ORM's unit of work); a key that is taken makes
@@ -172,6 +174,8 @@ async def _put_content(
             await touch(db, memory.id)
             await db.commit()
             return MemoryContent(**values), True
+    # A replace: the memory first (a create's INSERT took it already, by its foreign key check).
+    await _hold_memory(db, memory)
     if content_id is not None:
         existing = await db.get(MemoryContent, content_id)
         if existing is None or existing.memory_id != memory.id:
