@@ -17,6 +17,10 @@ figure a machine busy with other work moves least). The last two columns are the
 context switches of all the server's threads per request (median of the rounds): how often its threads
 wake, or wait for the GIL.
 
+``--control`` starts a third server, a twin of "off", and measures it in the same rounds: its
+ratio to "off" (an A/A pair) is how far the machine alone moves the figures in this very run,
+printed beside the on/off ratios of every round.
+
 ``--on`` turns on only some of the three parts in the "on" server (usage, metrics, limits), to
 weigh each alone against the same "off" server. ``--on ""`` turns none on: the two servers are
 then the same, and the ratios show how far the machine alone moves them (an A/A run: on a
@@ -71,6 +75,12 @@ def main() -> None:
         help="what the 'on' server has on, to weigh each part alone: e.g. --on metrics (default: all three; "
         "'' for none: an A/A run, the machine's noise)",
     )
+    ap.add_argument(
+        "--control",
+        action="store_true",
+        help="also start a second 'off' server and measure it in the same rounds: its ratio to 'off' is "
+        "how far the machine alone moves the figures in this very run",
+    )
     ap.add_argument("--profile", type=Path, help="profile both servers under load instead, stacks kept here")
     ap.add_argument("--stream", action="store_true", help="with --profile: streamed requests")
     ap.add_argument(
@@ -88,6 +98,11 @@ def main() -> None:
             PARLEY_METRICS="false",
         )
         off = stacks.enter_context(running())
+        control = None
+        if args.control:
+            os.environ["PARLEY_DATABASE_URL"] = f"sqlite+aiosqlite:///{work}/control.db"
+            twin = stacks.enter_context(running())
+            control = (twin.parley_port, twin.parley_pid, twin.key)
         os.environ.clear()
         os.environ.update(saved)
         parts = {p.strip() for p in args.on.split(",") if p.strip()}
@@ -107,7 +122,7 @@ def main() -> None:
         elif args.together:
             _together(*servers, args)
         else:
-            _bench(*servers, args)
+            _bench(*servers, args, control)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -269,44 +284,47 @@ def _profile(off_server: Server, on_server: Server, args: argparse.Namespace) ->
             print(f"  {d:+7.1f}  (off {off[f]:6.1f}, on {on[f]:6.1f})  {f}")
 
 
-def _bench(off_server: Server, on_server: Server, args: argparse.Namespace) -> None:
+def _bench(off_server: Server, on_server: Server, args: argparse.Namespace, control: Server | None = None) -> None:
     print(
         f"{'mode':<8}{'conc':>5} | {'off p50':>9}{'on p50':>9}{'added':>8} | "
         f"{'off rps':>9}{'on rps':>9}{'on/off':>8} | {'off cpu/req':>11}{'on cpu/req':>11}{'on/off':>8} | "
         f"{'median on/off: rps':>18}{'cpu':>6} | {'waits/req off, on':>12}"
     )
     only = {c.strip() for c in args.only.split(",") if c.strip()}
-    (off_port, off_pid, off_key), (on_port, on_pid, on_key) = off_server, on_server
+    servers = {"off": off_server, "on": on_server}
+    if control is not None:
+        servers["control"] = control
     for stream in (False, True):
         body = _body(stream)
         path = "/v1/chat/completions"
-        off_req = request_bytes("127.0.0.1", off_port, path, body, {"authorization": f"Bearer {off_key}"})
-        on_req = request_bytes("127.0.0.1", on_port, path, body, {"authorization": f"Bearer {on_key}"})
+        reqs = {
+            name: request_bytes("127.0.0.1", port, path, body, {"authorization": f"Bearer {key}"})
+            for name, (port, _, key) in servers.items()
+        }
         for conc in (1, 64):
             mode = "stream" if stream else "whole"
             if only and f"{mode}:{conc}" not in only:
                 continue
             n, secs = (args.requests, 120.0) if conc == 1 else (10**9, args.seconds)
-            for port, req in ((off_port, off_req), (on_port, on_req)):  # warm both
-                asyncio.run(run("127.0.0.1", port, req, 4, 300, 5))
-            offs: list[tuple[Result, float, float]] = []
-            ons: list[tuple[Result, float, float]] = []
+            for name, (port, _, _) in servers.items():  # warm each
+                asyncio.run(run("127.0.0.1", port, reqs[name], 4, 300, 5))
+            got: dict[str, list[tuple[Result, float, float]]] = {name: [] for name in servers}
+            names = list(servers)
             for i in range(args.rounds):
-                if i % 2:  # alternate which goes first, so a drifting machine favours neither
-                    ons.append(_measure(on_port, on_pid, on_req, conc, n, secs))
-                offs.append(_measure(off_port, off_pid, off_req, conc, n, secs))
-                if not i % 2:
-                    ons.append(_measure(on_port, on_pid, on_req, conc, n, secs))
-            errors = sum(m[0].errors for m in offs + ons)
+                # Each round starts with another server, so a drifting machine favours none.
+                for name in names[i % len(names) :] + names[: i % len(names)]:
+                    port, pid, _ = servers[name]
+                    got[name].append(_measure(port, pid, reqs[name], conc, n, secs))
+            offs, ons = got["off"], got["on"]
+            errors = sum(m[0].errors for ms in got.values() for m in ms)
             if errors:
                 print(f"  errors: {errors}")
             off, off_cpu = max(offs, key=lambda m: m[0].rps)[0], min(m[1] for m in offs)
             on, on_cpu = max(ons, key=lambda m: m[0].rps)[0], min(m[1] for m in ons)
             off_sw, on_sw = statistics.median(m[2] for m in offs), statistics.median(m[2] for m in ons)
-            # Each round's two runs are close in time: the median of their ratios is the figure
+            # Each round's runs are close in time: the median of their ratios is the figure
             # least moved by a machine whose load changes under the benchmark.
-            rps_ratio = statistics.median(a[0].rps / max(b[0].rps, 1e-9) for a, b in zip(ons, offs, strict=True))
-            cpu_ratio = statistics.median(a[1] / max(b[1], 1e-9) for a, b in zip(ons, offs, strict=True))
+            rps_ratio, cpu_ratio, _ = _ratios(ons, offs)
             print(
                 f"{mode:<8}{conc:>5} | {off.p50:>7.2f}ms{on.p50:>7.2f}ms{on.p50 - off.p50:>6.2f}ms | "
                 f"{off.rps:>9.0f}{on.rps:>9.0f}{on.rps / off.rps:>8.2f} | "
@@ -314,6 +332,24 @@ def _bench(off_server: Server, on_server: Server, args: argparse.Namespace) -> N
                 f"{off_sw:>6.2f}{on_sw:>6.2f}",
                 flush=True,
             )
+            if control is not None:
+                for label_, ms in (("on/off", ons), ("control/off (A/A)", got["control"])):
+                    rps, cpu, spread = _ratios(ms, offs)
+                    print(
+                        f"{'':13} {label_:<18} rounds' cpu ratios {spread}: median rps {rps:.2f}, cpu {cpu:.2f}",
+                        flush=True,
+                    )
+
+
+def _ratios(
+    these: list[tuple[Result, float, float]], base: list[tuple[Result, float, float]]
+) -> tuple[float, float, str]:
+    """Round by round, ``these`` over ``base``: the median ratio of throughput and of CPU per
+    request, and the CPU ratios of all the rounds, sorted (how far they spread)."""
+    pairs = list(zip(these, base, strict=True))
+    cpu = sorted(a[1] / max(b[1], 1e-9) for a, b in pairs)
+    rps = statistics.median(a[0].rps / max(b[0].rps, 1e-9) for a, b in pairs)
+    return rps, statistics.median(cpu), " ".join(f"{r:.2f}" for r in cpu)
 
 
 if __name__ == "__main__":
