@@ -1,6 +1,6 @@
 """What usage records, limits and metrics cost: Parley with them on vs. off, same run.
 
-    python bench/accounting.py [--requests 3000] [--seconds 8] [--rounds 3]
+    python bench/accounting.py [--requests 3000] [--seconds 8] [--rounds 3] [--control]
     python bench/accounting.py --profile DIR [--stream] [--seconds 10]
     python bench/accounting.py --together --only whole:64 --on usage   # one part alone
 
@@ -88,6 +88,8 @@ def main() -> None:
     )
     ap.add_argument("--top", type=int, default=30, help="with --profile: frames listed")
     args = ap.parse_args()
+    if args.control and (args.profile is not None or args.together):
+        ap.error("--control goes with the alternating rounds, not with --profile or --together")
     work = Path(tempfile.mkdtemp(prefix="parley-bench-accounting-"))
     saved = dict(os.environ)
     with ExitStack() as stacks:
