@@ -27,6 +27,11 @@ then the same, and the ratios show how far the machine alone moves them (an A/A 
 machine other work shares, run it beside any on/off figure). bench/accounting_cost.py measures
 accounting's own CPU per request in one process, which other work moves little.
 
+With ``--instructions`` both servers run under valgrind's callgrind (bench/callgrind.py) and it
+prints the instructions each executes per request, on all its threads, in each case (a warm-up
+of ``--requests`` requests, then ``--requests`` counted): a count the machine's load does not move,
+where CPU time does by as much as is being measured. Under callgrind a server runs ~20x slower.
+
 With ``--profile DIR`` it instead drives each server in turn at concurrency 64 while py-spy
 samples it, keeps both folded-stack files in DIR (off.txt, on.txt) and prints the top frames
 of each (see bench/profile.py), to show where the difference goes.
@@ -49,6 +54,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from profile import label, py_spy, stacks, summarize  # noqa: E402
 
+import callgrind  # noqa: E402
 from loadgen import Result, request_bytes, run  # noqa: E402
 from stack import running  # noqa: E402
 
@@ -81,6 +87,11 @@ def main() -> None:
         help="also start a second 'off' server and measure it in the same rounds: its ratio to 'off' is "
         "how far the machine alone moves the figures in this very run",
     )
+    ap.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count each server's instructions per request under valgrind's callgrind instead of timing it",
+    )
     ap.add_argument("--profile", type=Path, help="profile both servers under load instead, stacks kept here")
     ap.add_argument("--stream", action="store_true", help="with --profile: streamed requests")
     ap.add_argument(
@@ -88,9 +99,15 @@ def main() -> None:
     )
     ap.add_argument("--top", type=int, default=30, help="with --profile: frames listed")
     args = ap.parse_args()
-    if args.control and (args.profile is not None or args.together):
-        ap.error("--control goes with the alternating rounds, not with --profile or --together")
+    if args.control and (args.profile is not None or args.together or args.instructions):
+        ap.error("--control goes with the alternating rounds, not with --profile, --together or --instructions")
+    if args.instructions and not callgrind.available():
+        ap.error("--instructions needs valgrind (apt-get install valgrind)")
     work = Path(tempfile.mkdtemp(prefix="parley-bench-accounting-"))
+    server = None
+    if args.instructions:
+        serve = [sys.executable, "-m", "parley", "serve", "--workers", "1", "--port"]
+        server = callgrind.command(work, serve)
     saved = dict(os.environ)
     with ExitStack() as stacks:
         # The stacks' processes take their settings from the environment at start.
@@ -99,7 +116,7 @@ def main() -> None:
             PARLEY_USAGE_RECORDING="false",
             PARLEY_METRICS="false",
         )
-        off = stacks.enter_context(running())
+        off = stacks.enter_context(running(server=server))
         control = None
         if args.control:
             os.environ["PARLEY_DATABASE_URL"] = f"sqlite+aiosqlite:///{work}/control.db"
@@ -114,12 +131,14 @@ def main() -> None:
         os.environ["PARLEY_DATABASE_URL"] = on_db
         os.environ["PARLEY_USAGE_RECORDING"] = str("usage" in parts).lower()
         os.environ["PARLEY_METRICS"] = str("metrics" in parts).lower()
-        on = stacks.enter_context(running())
+        on = stacks.enter_context(running(server=server))
         on_key = _limited_key(on_db) if "limits" in parts else on.key
         os.environ.clear()
         os.environ.update(saved)
         servers = (off.parley_port, off.parley_pid, off.key), (on.parley_port, on.parley_pid, on_key)
-        if args.profile is not None:
+        if args.instructions:
+            _instructions(*servers, args, work)
+        elif args.profile is not None:
             _profile(*servers, args)
         elif args.together:
             _together(*servers, args)
@@ -341,6 +360,43 @@ def _bench(off_server: Server, on_server: Server, args: argparse.Namespace, cont
                         f"{'':13} {label_:<18} rounds' cpu ratios {spread}: median rps {rps:.2f}, cpu {cpu:.2f}",
                         flush=True,
                     )
+
+
+def _instructions(off_server: Server, on_server: Server, args: argparse.Namespace, work: Path) -> None:
+    """Each case on each server: a warm-up, then ``--requests`` requests counted by callgrind."""
+    print(f"instructions per request (callgrind; {args.requests} requests counted after as many to warm up)")
+    print(f"{'mode':<8}{'conc':>5} | {'off: main':>11}{'others':>9}{'all':>11} | "
+          f"{'on: main':>11}{'others':>9}{'all':>11} | {'on/off: main':>12}{'all':>6}")  # fmt: skip
+    only = {c.strip() for c in args.only.split(",") if c.strip()}
+    servers = {"off": off_server, "on": on_server}
+    for _, pid, _ in servers.values():
+        callgrind.start(pid)
+    for stream in (False, True):
+        mode = "stream" if stream else "whole"
+        for conc in (1, 64):
+            if only and f"{mode}:{conc}" not in only:
+                continue
+            counted: dict[str, tuple[float, float]] = {}
+            for name, (port, pid, key) in servers.items():
+                req = request_bytes(
+                    "127.0.0.1", port, "/v1/chat/completions", _body(stream), {"authorization": f"Bearer {key}"}
+                )
+                asyncio.run(run("127.0.0.1", port, req, conc, args.requests, 3600))  # warm-up
+                callgrind.zero(pid)
+                result = asyncio.run(run("127.0.0.1", port, req, conc, args.requests, 3600))
+                threads = callgrind.dump(pid, work)
+                done = max(len(result.latencies), 1)
+                if result.errors:
+                    print(f"  {name}: {result.errors} errors")
+                main = threads.get(1, 0) / done
+                counted[name] = (main, sum(threads.values()) / done)
+            (off_main, off_all), (on_main, on_all) = counted["off"], counted["on"]
+            print(
+                f"{mode:<8}{conc:>5} | {off_main:>11,.0f}{off_all - off_main:>9,.0f}{off_all:>11,.0f} | "
+                f"{on_main:>11,.0f}{on_all - on_main:>9,.0f}{on_all:>11,.0f} | {on_main / off_main:>12.3f}"
+                f"{on_all / off_all:>6.3f}",
+                flush=True,
+            )
 
 
 def _ratios(

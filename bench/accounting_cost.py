@@ -1,7 +1,7 @@
 """Accounting's own CPU per request, measured in one process: no servers, no network, so a
 machine busy with other work moves it little (bench/accounting.py measures whole servers).
 
-    python bench/accounting_cost.py [--rounds 7] [--requests 3000]
+    python bench/accounting_cost.py [--rounds 7] [--requests 3000] [--instructions]
 
 Prints the median over the rounds of:
 
@@ -10,6 +10,10 @@ Prints the median over the rounds of:
 - the HTTP metrics middleware (parley/api/metrics.py) around an ASGI app that does nothing;
 - writing usage rows: the buffer flushed to a SQLite file as the accounting task does it, CPU
   of every thread of this process per row (the rows are written on a thread of their own).
+
+With ``--instructions`` it runs itself under valgrind's callgrind (bench/callgrind.py) and
+counts instructions instead of CPU time: the same figures on a busy machine as on a quiet one
+(one round is enough; the callgrind calls around each measurement are counted and taken off).
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "bench"))
+
+import callgrind  # noqa: E402
 from starlette.routing import Router  # noqa: E402
 
 from parley.accounting import Accounting  # noqa: E402
@@ -42,9 +49,31 @@ from parley.usage.record import UsageRow  # noqa: E402
 USAGE = {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}
 
 
+UNDER_CALLGRIND = "PARLEY_BENCH_CALLGRIND" in os.environ
+_counted = [0.0, 0.0]  # instructions of every thread so far, and what one reading of them costs
+
+
 def _cpu() -> float:
-    """CPU seconds of every thread of this process."""
-    return time.process_time()
+    """CPU seconds of every thread of this process; under callgrind, millions of its
+    instructions (so a figure per request, ×1e6 as for µs, comes out in instructions)."""
+    if not UNDER_CALLGRIND:
+        return time.process_time()
+    # Each dump holds what was counted since the last one: their sum is the running total.
+    _counted[0] += sum(callgrind.dump(os.getpid(), Path(os.environ["PARLEY_BENCH_CALLGRIND"])).values())
+    _counted[0] -= _counted[1]
+    return _counted[0] / 1e6
+
+
+def _calibrate() -> None:
+    """What a reading itself adds to an interval (its callgrind_control process, started and waited for)."""
+    if UNDER_CALLGRIND:
+        callgrind.start(os.getpid())
+        _cpu()
+        readings = []
+        for _ in range(3):
+            start = _cpu()
+            readings.append(_cpu() - start)
+        _counted[1] = min(readings) * 1e6
 
 
 def _key(url: str, *flags: str) -> str:
@@ -111,7 +140,12 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--requests", type=int, default=3000, help="per round and case")
+    ap.add_argument("--instructions", action="store_true", help="count instructions under valgrind's callgrind")
     args = ap.parse_args()
+    if args.instructions and not UNDER_CALLGRIND:
+        _rerun_under_callgrind(args)
+        return
+    _calibrate()
     work = Path(tempfile.mkdtemp(prefix="parley-bench-cost-"))
     url = f"sqlite+aiosqlite:///{work}/parley.db"
     free = _key(url)
@@ -151,7 +185,11 @@ async def main() -> None:
         found["row"].append(await _rows(everything, args.requests))
     await engine.dispose()
     med = {name: statistics.median(values) for name, values in found.items()}
-    print(f"µs of CPU per request, median of {args.rounds} rounds of {args.requests}")
+    if UNDER_CALLGRIND:  # from millions of instructions to thousands
+        med = {name: value / 1000 for name, value in med.items()}
+        print(f"thousands of instructions per request (callgrind), median of {args.rounds} rounds of {args.requests}")
+    else:
+        print(f"µs of CPU per request, median of {args.rounds} rounds of {args.requests}")
     for name in cases:
         extra = "" if name == "off" else f"  (+{med[name] - med['off']:.2f} over off)"
         print(f"  admit + finish, {name:<8} {med[name]:6.2f}{extra}")
@@ -159,6 +197,15 @@ async def main() -> None:
     print(f"  writing one usage row    {med['row']:6.2f}  (all threads: the flush and the database writer)")
     total = med["all"] - med["off"] + med["middleware on"] - med["middleware off"] + med["row"]
     print(f"  all on adds              {total:6.2f}")
+
+
+def _rerun_under_callgrind(args: argparse.Namespace) -> None:
+    if not callgrind.available():
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    out = Path(tempfile.mkdtemp(prefix="parley-bench-cost-callgrind-"))
+    inner = [sys.executable, __file__, "--rounds", str(args.rounds), "--requests", str(args.requests)]
+    env = {**os.environ, "PARLEY_BENCH_CALLGRIND": str(out)}
+    subprocess.run(callgrind.command(out, inner), env=env, check=True, stderr=subprocess.DEVNULL)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def free_port() -> int:
 
 
 def wait_up(url: str, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise SystemExit(f"the process serving {url} exited with {proc.returncode}")

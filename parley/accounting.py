@@ -28,7 +28,7 @@ from parley.errors import ParleyError
 from parley.limits.counters import Counters, DatabaseCounters
 from parley.limits.gate import FREE, Admission, Gate, Refused
 from parley.limits.store import LimitBook
-from parley.usage.record import Prices, UsageRow, tokens_of
+from parley.usage.record import Prices, UsageRow, new_tuple, tokens_of
 from parley.usage.writer import UsageWriter
 
 if TYPE_CHECKING:
@@ -128,29 +128,32 @@ class Ticket:
         if acc.writer is not None:
             c = self.caller
             acc.writer.put(
-                UsageRow(
-                    self._created,
-                    c.request_id,
-                    c.kind,
-                    c.key_id,
-                    c.project_id,
-                    c.app_id,
-                    c.user_id,
-                    c.dialect,
-                    self.model,
-                    self.provider,
-                    self.deployment,
-                    self.upstream_model,
-                    tokens.prompt,
-                    tokens.completion,
-                    tokens.cached,
-                    tokens.reasoning,
-                    cost,
-                    elapsed * 1000,
-                    first * 1000 if first is not None else None,
-                    status,
-                    error_code,
-                    self.streamed,
+                new_tuple(
+                    UsageRow,
+                    (
+                        self._created,
+                        c.request_id,
+                        c.kind,
+                        c.key_id,
+                        c.project_id,
+                        c.app_id,
+                        c.user_id,
+                        c.dialect,
+                        self.model,
+                        self.provider,
+                        self.deployment,
+                        self.upstream_model,
+                        tokens.prompt,
+                        tokens.completion,
+                        tokens.cached,
+                        tokens.reasoning,
+                        cost,
+                        elapsed * 1000,
+                        first * 1000 if first is not None else None,
+                        status,
+                        error_code,
+                        self.streamed,
+                    ),
                 )
             )
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from datetime import UTC
+from datetime import UTC, datetime
 
 import pytest
 
 from parley.storage import db
+from parley.usage import store
 from parley.usage.record import UsageRow
 from parley.usage.sqlite_sink import rows_per_insert, split
 from parley.usage.writer import BATCH, UsageWriter
@@ -93,13 +94,23 @@ def test_a_batch_the_database_refuses_is_counted_as_dropped(tmp_path):
     assert _flush(database_url, _rows(300)) == (0, 300, True)
 
 
+def test_a_batch_is_laid_out_as_each_row_is_bound():
+    rows = _rows(40)
+    assert store.sqlite_values(rows) == [v for row in rows for v in store.sqlite_params(row)]
+    # The time as SQLAlchemy writes a UTC datetime, rounded to the microsecond (into the next
+    # second too), whichever second was written last.
+    for stamp in (1_700_000_000.25, 1_700_000_001.999_999_7, 0.000_000_4, 1_700_000_000.000_001):
+        expected = datetime.fromtimestamp(round(stamp, 6), UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        assert store.sqlite_params(rows[0]._replace(created_at=stamp))[0] == expected
+
+
 def test_a_batch_is_split_into_few_statement_shapes():
     assert rows_per_insert(22, 32766) == 256
     assert rows_per_insert(22, 999) == 32
-    params = [(i, f"r{i}", i * 0.5) for i in range(777)]
-    chunks = split(params, 256)
+    values = [v for i in range(777) for v in (i, f"r{i}", i * 0.5)]
+    chunks = split(values, 3, 256)
     # 777 = 3 * 256 + 8 + 1: three full INSERTs, then one per power of two of the rest.
     assert [size for size, _ in chunks] == [256, 256, 256, 8, 1]
-    assert [v for _, values in chunks for v in values] == [v for p in params for v in p]
-    assert all(len(values) == size * 3 for size, values in chunks)
-    assert split([], 256) == []
+    assert [v for _, part in chunks for v in part] == values
+    assert all(len(part) == size * 3 for size, part in chunks)
+    assert split([], 3, 256) == []

@@ -153,20 +153,23 @@ class Gate:
             return None
         if not scopes:
             return FREE
-        stamp = time.time()
+        stamp, mono = time.time(), time.monotonic()
         meters, leases = self.meters, self.leases
+        readings: list[tuple[Scope, float | None, float | None]] = []
         for s in scopes:
             lim = s.limits
-            if (
-                (lim.budget_usd is not None and not meters.loaded(s.spend_key))
-                or (lim.tpm is not None and not meters.loaded(s.tpm_key))
-                or (lim.rpm is not None and not leases.holds(s.rpm_key, stamp))
-                or (streamed and lim.max_streams is not None)  # a slot is the shared store's to give
+            if (lim.rpm is not None and not leases.holds(s.rpm_key, stamp)) or (
+                streamed and lim.max_streams is not None  # a slot is the shared store's to give
             ):
                 return None
-        mono = time.monotonic()
-        for s in scopes:
-            self._check_spend(s, stamp, mono)
+            spent = used = None
+            if lim.budget_usd is not None and (spent := meters.reading(s.spend_key, stamp, mono)) is None:
+                return None
+            if lim.tpm is not None and (used := meters.reading(s.tpm_key, stamp, mono)) is None:
+                return None
+            readings.append((s, spent, used))
+        for s, spent, used in readings:
+            self._refuse_over(s, spent, used, stamp)
         admission = Admission(self, scopes)
         for s in scopes:
             if s.limits.rpm is not None:  # held, checked above: taken here without waiting
@@ -186,7 +189,13 @@ class Gate:
                     await self.meters.load(s.tpm_key, minute)
             stamp, mono = time.time(), time.monotonic()
             for s in scopes:
-                self._check_spend(s, stamp, mono)
+                lim = s.limits
+                self._refuse_over(
+                    s,
+                    self.meters.used(s.spend_key, stamp, mono) if lim.budget_usd is not None else None,
+                    self.meters.used(s.tpm_key, stamp, mono) if lim.tpm is not None else None,
+                    stamp,
+                )
             for s in scopes:
                 if s.limits.rpm is not None:
                     key = s.rpm_key
@@ -209,32 +218,29 @@ class Gate:
             raise
         return admission
 
-    def _check_spend(self, s: Scope, stamp: float, mono: float) -> None:
-        """Refused when a budget or the tokens per minute are used up (the meters are loaded)."""
+    def _refuse_over(self, s: Scope, spent: float | None, used: float | None, stamp: float) -> None:
+        """Refused when the budget is spent or the tokens per minute are used up (``spent`` and
+        ``used``: what the scope's meters read, None for a limit it does not have)."""
         lim = s.limits
-        if lim.budget_usd is not None:
-            spent = self.meters.used(s.spend_key, stamp, mono)
-            if spent >= lim.budget_usd:
-                end = self.meters.ends(s.spend_key, stamp)
-                raise Refused(
-                    s.scope,
-                    "budget",
-                    f"This {_SCOPE_NAMES[s.scope]} has used its budget of ${lim.budget_usd:g} per {lim.budget_period} "
-                    f"(spent ${spent:.4f}). It renews in {max(1, round(end - stamp))}s.",
-                    end - stamp,
-                    quota=True,
-                )
-        if lim.tpm is not None:
-            used = self.meters.used(s.tpm_key, stamp, mono)
-            if used >= lim.tpm:
-                end = self.meters.ends(s.tpm_key, stamp)
-                raise Refused(
-                    s.scope,
-                    "tpm",
-                    f"Rate limit reached for tokens per minute on this {_SCOPE_NAMES[s.scope]}: limit {lim.tpm}, "
-                    f"used {int(used)}. Please try again in {max(1, round(end - stamp))}s.",
-                    end - stamp,
-                )
+        if spent is not None and lim.budget_usd is not None and spent >= lim.budget_usd:
+            end = self.meters.ends(s.spend_key, stamp)
+            raise Refused(
+                s.scope,
+                "budget",
+                f"This {_SCOPE_NAMES[s.scope]} has used its budget of ${lim.budget_usd:g} per {lim.budget_period} "
+                f"(spent ${spent:.4f}). It renews in {max(1, round(end - stamp))}s.",
+                end - stamp,
+                quota=True,
+            )
+        if used is not None and lim.tpm is not None and used >= lim.tpm:
+            end = self.meters.ends(s.tpm_key, stamp)
+            raise Refused(
+                s.scope,
+                "tpm",
+                f"Rate limit reached for tokens per minute on this {_SCOPE_NAMES[s.scope]}: limit {lim.tpm}, "
+                f"used {int(used)}. Please try again in {max(1, round(end - stamp))}s.",
+                end - stamp,
+            )
 
     async def _take_slot(self, admission: Admission, s: Scope, limit: int, ttl: float) -> None:
         key = s.streams_key

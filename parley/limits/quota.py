@@ -172,10 +172,13 @@ class Meters:
         self._counters = counters
         self._meters: dict[str, _Meter] = {}
 
-    def loaded(self, key: str) -> bool:
-        """Whether this meter has been read once (``used`` then answers without waiting)."""
+    def reading(self, key: str, stamp: float, mono: float) -> float | None:
+        """``used``, without waiting: None for a meter never read yet (``load`` it first)."""
         meter = self._meters.get(key)
-        return meter is not None and meter.read_at != 0.0
+        if meter is None or meter.read_at == 0.0:
+            return None
+        meter.used_at = mono
+        return meter.total(stamp)
 
     async def load(self, key: str, window: Callable[[float], Window]) -> None:
         """Read the shared total the first time a meter is looked at (a failed read lets requests through)."""

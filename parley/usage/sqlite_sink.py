@@ -24,6 +24,21 @@ from typing import Any
 Chunks = list[tuple[int, list[Any]]]
 _Job = tuple[Chunks, "concurrent.futures.Future[int]"]
 
+
+def _null(value: None) -> None:
+    return None
+
+
+# sqlite3 binds a str, int or float as it is, but treats None and a bool as objects to adapt:
+# it looks for a registered adapter, then asks the protocol, then the object, and on Python
+# 3.11 each failed lookup builds an AttributeError's message only to discard it. That was a
+# third of the writer's work: a usage row has up to seven None values and a bool. With an
+# adapter registered for each the first lookup finds it, and NULL and 0/1 are bound as before.
+# The registry is the sqlite3 module's, so the server's other connections bind them the same
+# way, only sooner.
+sqlite3.register_adapter(type(None), _null)
+sqlite3.register_adapter(bool, int)
+
 # Rows per INSERT: a power of two, so a batch is made of few statement shapes (prepared once,
 # then taken from the connection's statement cache), and within SQLite's parameter limit.
 MOST_ROWS = 256
@@ -36,15 +51,16 @@ def rows_per_insert(columns: int, parameter_limit: int) -> int:
     return rows
 
 
-def split(params: Sequence[Sequence[Any]], most: int) -> Chunks:
-    """``params`` (one tuple per row) as INSERTs of ``most`` rows, then one INSERT per power of
-    two of the rest (at most log2(most) more)."""
+def split(values: list[Any], width: int, most: int) -> Chunks:
+    """``values`` (``width`` per row, row after row) as INSERTs of ``most`` rows, then one
+    INSERT per power of two of the rest (at most log2(most) more)."""
     chunks: Chunks = []
+    rows = len(values) // width
     start, size = 0, most
-    while start < len(params):
-        while size > len(params) - start:
+    while start < rows:
+        while size > rows - start:
             size //= 2
-        chunks.append((size, [v for row in params[start : start + size] for v in row]))
+        chunks.append((size, values[start * width : (start + size) * width]))
         start += size
     return chunks
 

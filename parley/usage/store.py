@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
@@ -37,25 +36,34 @@ TABLE = _TABLE = cast(Table, UsageRecord.__table__)
 _plans: dict[str, tuple[str, Callable[[UsageRow], tuple[Any, ...]]]] = {}
 
 
-_second: list[Any] = [None, ""]  # the last whole second written, and its text
+_second: list[Any] = [None, ""]  # the last whole second written, and its text up to the microseconds
 
 
 def _sqlite_time(stamp: float) -> str:
     """Epoch seconds as SQLite keeps a datetime: UTC wall-clock text, as SQLAlchemy writes it
     ("2025-01-31 12:00:00.000000"). A batch's rows share a few seconds: each one's text is made
     once (a datetime's formatting cost more than the rest of a row's parameters together)."""
-    whole = math.floor(stamp)
-    micro = round((stamp - whole) * 1e6)
-    if micro >= 1_000_000:
-        whole, micro = whole + 1, micro - 1_000_000
+    whole, micro = divmod(round(stamp * 1_000_000), 1_000_000)
     if _second[0] != whole:
-        _second[:] = [whole, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(whole))]
-    return f"{_second[1]}.{micro:06d}"
+        _second[:] = [whole, time.strftime("%Y-%m-%d %H:%M:%S.", time.gmtime(whole))]
+    return _second[1] + str(1_000_000 + micro)[1:]  # the microseconds in six digits, cheaper than a format
 
 
 def sqlite_params(row: UsageRow) -> tuple[Any, ...]:
-    # Every value but the time is bound as it is (a bool as 0/1).
+    # Every value but the time is bound as it is.
     return (_sqlite_time(row[0]), *row[1:])
+
+
+def sqlite_values(rows: Sequence[UsageRow]) -> list[Any]:
+    """Every value of ``rows``, row after row, as ``sqlite_params`` makes them: the parameters
+    of multi-row INSERTs. Made on the event loop for every row, so with list operations that
+    run in C: each row's tuple is copied in whole, then every row's time replaced at once."""
+    values: list[Any] = []
+    for row in rows:
+        values += row
+    width = len(_COLUMNS)
+    values[::width] = [_sqlite_time(stamp) for stamp in values[::width]]
+    return values
 
 
 def _postgres_params(row: UsageRow) -> tuple[Any, ...]:

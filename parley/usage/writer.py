@@ -90,7 +90,7 @@ class UsageWriter:
     async def _flush_to(self, sink: SqliteSink, rows: list[UsageRow]) -> int:
         # Every parameter is laid out here, on the loop: Python code on the writer thread would
         # take the GIL from the loop for a switch interval at a time.
-        chunks = split([store.sqlite_params(r) for r in rows], sink.most)
+        chunks = split(store.sqlite_values(rows), len(store.COLUMNS), sink.most)
         try:
             # Shielded: a batch the thread has started is written whatever this wait does.
             await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(sink.write(chunks))), WRITE_TIMEOUT)
