@@ -30,7 +30,9 @@ accounting's own CPU per request in one process, which other work moves little.
 With ``--instructions`` both servers run under valgrind's callgrind (bench/callgrind.py) and it
 prints the instructions each executes per request, on all its threads, in each case (a warm-up
 of ``--requests`` requests, then ``--requests`` counted): a count the machine's load does not move,
-where CPU time does by as much as is being measured. Under callgrind a server runs ~20x slower.
+where CPU time does by as much as is being measured. Under callgrind a server runs ~25x slower,
+so the intervals of its periodic work are stretched 25x (``SLOWDOWN``) for both servers: that
+work then weighs per request about as at full speed.
 
 With ``--profile DIR`` it instead drives each server in turn at concurrency 64 while py-spy
 samples it, keeps both folded-stack files in DIR (off.txt, on.txt) and prints the top frames
@@ -108,6 +110,11 @@ def main() -> None:
     if args.instructions:
         serve = [sys.executable, "-m", "parley", "serve", "--workers", "1", "--port"]
         server = callgrind.command(work, serve)
+        # Under callgrind a server runs ~25x slower: its periodic work (the accounting sync,
+        # key and limit refreshes, the embedding queue's poll) would weigh 25x more per
+        # request than at full speed. Their intervals are stretched as much, for both servers.
+        for name, seconds in _INTERVALS.items():
+            os.environ[name] = str(seconds * SLOWDOWN)
     saved = dict(os.environ)
     with ExitStack() as stacks:
         # The stacks' processes take their settings from the environment at start.
@@ -144,6 +151,10 @@ def main() -> None:
             _together(*servers, args)
         else:
             _bench(*servers, args, control)
+
+
+SLOWDOWN = 25
+_INTERVALS = {"PARLEY_USAGE_FLUSH_INTERVAL": 1.0, "PARLEY_AUTH_CACHE_TTL": 2.0, "PARLEY_EMBEDDING_POLL": 1.0}
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -364,7 +375,10 @@ def _bench(off_server: Server, on_server: Server, args: argparse.Namespace, cont
 
 def _instructions(off_server: Server, on_server: Server, args: argparse.Namespace, work: Path) -> None:
     """Each case on each server: a warm-up, then ``--requests`` requests counted by callgrind."""
-    print(f"instructions per request (callgrind; {args.requests} requests counted after as many to warm up)")
+    print(
+        f"instructions per request (callgrind; {args.requests} requests counted after as many to warm up; "
+        f"periodic work's intervals x{SLOWDOWN})"
+    )
     print(f"{'mode':<8}{'conc':>5} | {'off: main':>11}{'others':>9}{'all':>11} | "
           f"{'on: main':>11}{'others':>9}{'all':>11} | {'on/off: main':>12}{'all':>6}")  # fmt: skip
     only = {c.strip() for c in args.only.split(",") if c.strip()}

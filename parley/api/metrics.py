@@ -54,7 +54,10 @@ def route_template(scope: Scope) -> str:
     if scope.get("route") is None:
         return "unmatched"
     out: str = scope["path"]
-    for name, value in (scope.get("path_params") or {}).items():
+    params = scope.get("path_params")
+    if not params:  # the chat routes: the path is the template
+        return out
+    for name, value in params.items():
         text = "/" + str(value)
         at = out.rfind(text)
         while at >= 0 and not (at + len(text) == len(out) or out[at + len(text)] == "/"):
