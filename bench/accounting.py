@@ -29,8 +29,8 @@ accounting's own CPU per request in one process, which other work moves little.
 
 With ``--instructions`` both servers run under valgrind's callgrind (bench/callgrind.py) and it
 prints the instructions each executes per request, on all its threads, in each case (a warm-up
-of ``--requests`` requests, then ``--requests`` counted): a count the machine's load does not move,
-where CPU time does by as much as is being measured. Under callgrind a server runs ~25x slower,
+of ``--requests`` requests, then ``--requests`` counted): a count the machine's load barely moves,
+where CPU time moves by as much as is being measured. Under callgrind a server runs ~25x slower,
 so the intervals of its periodic work are stretched 25x (``SLOWDOWN``) for both servers: that
 work then weighs per request about as at full speed.
 
@@ -103,6 +103,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.control and (args.profile is not None or args.together or args.instructions):
         ap.error("--control goes with the alternating rounds, not with --profile, --together or --instructions")
+    if args.instructions and (args.profile is not None or args.together):
+        ap.error("--instructions counts each server on its own, not with --profile or --together")
     if args.instructions and not callgrind.available():
         ap.error("--instructions needs valgrind (apt-get install valgrind)")
     work = Path(tempfile.mkdtemp(prefix="parley-bench-accounting-"))

@@ -12,7 +12,7 @@ Prints the median over the rounds of:
   of every thread of this process per row (the rows are written on a thread of their own).
 
 With ``--instructions`` it runs itself under valgrind's callgrind (bench/callgrind.py) and
-counts instructions instead of CPU time: the same figures on a busy machine as on a quiet one
+counts instructions instead of CPU time: figures a busy machine barely moves
 (one round is enough; the callgrind calls around each measurement are counted and taken off).
 """
 

@@ -1,12 +1,12 @@
-"""Instructions a server executes, counted by valgrind's callgrind: the same figure however busy
-the machine is, where CPU time moves with the neighbours (a VM often has no hardware counters).
+"""Instructions a server executes, counted by valgrind's callgrind: a figure the machine's load
+barely moves, where CPU time moves with the neighbours (a VM often has no hardware counters).
 
     server = callgrind.command(out_dir, [python, "-m", "parley", "serve", ...])
-    callgrind.start(pid)      # instrument from here on (start-up runs uninstrumented: ~5x faster)
+    callgrind.start(pid)      # instrument from here on (start-up runs uninstrumented, much faster)
     callgrind.zero(pid)       # forget what was counted so far (the warm-up)
-    per_thread = callgrind.dump(pid, out_dir)   # instructions per thread since the last zero
+    per_thread = callgrind.dump(pid, out_dir)   # instructions per thread since the last zero or dump
 
-Under callgrind the server runs ~20x slower and its threads take turns on one core, so only the
+Under callgrind the server runs ~25x slower and its threads take turns on one core, so only the
 count means anything, never the time. Needs Debian's ``valgrind``.
 """
 
@@ -45,7 +45,8 @@ def zero(pid: int) -> None:
 
 
 def dump(pid: int, out: Path, wait: float = 60.0) -> dict[int, int]:
-    """Instructions per thread (1 is the main thread) since the last ``zero``, from a new dump."""
+    """Instructions per thread (1 is the main thread) since the last ``zero`` or ``dump``
+    (a dump starts the count again), from a new dump."""
     before = set(out.glob(f"callgrind.{pid}.*"))
     _control("-d", None, pid)
     deadline = time.monotonic() + wait
