@@ -6,6 +6,10 @@ Raw asyncio streams (on uvloop when installed, as `parley serve` is), no framewo
 beyond HTTP/1.1 framing: each request's bytes go to a kept-alive upstream connection as they
 came, and the response's bytes come back as they arrive (a chunked body chunk by chunk, so a
 stream's first token is not held back). Bench code only, never the product.
+
+Its server is uvloop's own, which accepts one waiting connection per turn of the loop; in the
+burst of 1,000 streams that can hold its last streams back (Parley's server takes every waiting
+connection at once: parley/event_loop.py).
 """
 
 from __future__ import annotations

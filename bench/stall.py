@@ -2,6 +2,8 @@
 instruments, and the slowest requests matched against what happened while they ran.
 
     python bench/stall.py [--conc 64] [--seconds 10] [--stream] [--env PARLEY_AUTH_CACHE_TTL=0]
+    python bench/stall.py --burst 1000 [--conc 64 --stream]   (slow streams opened at once, after
+                                                            --conc's warm-up)
 
 Prints the server-side latency spread, event-loop lags, garbage collections, auth-cache misses
 (database lookups) and how they cluster, which of them the slowest 1% of requests overlapped,
@@ -19,8 +21,10 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import loadgen  # noqa: E402
 import wrk  # noqa: E402
 from gateway import body  # noqa: E402
+from loadgen import arun, request_bytes  # noqa: E402
 from stack import BENCH, running  # noqa: E402
 
 
@@ -140,6 +144,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--stream", action="store_true")
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for the Parley process")
+    ap.add_argument("--burst", type=int, default=0, help="open this many slow streams at once instead of wrk's load")
     args = ap.parse_args()
     env = dict(e.split("=", 1) for e in args.env)
     with running(server=[sys.executable, str(BENCH / "probe.py")], env=env) as stack:
@@ -148,6 +153,16 @@ def main() -> None:
         auth = {"authorization": f"Bearer {stack.key}"}
         wrk.run(stack.parley_port, "/v1/chat/completions", data_body, auth, args.conc, 2)  # warm
         httpx.get(url + "/__probe")  # starts a new recording
+        if args.burst:
+            payload = request_bytes("127.0.0.1", stack.parley_port, "/v1/chat/completions", body("slow", True), auth)
+            got = arun(loadgen.burst("127.0.0.1", stack.parley_port, payload, args.burst))
+            data = httpx.get(url + "/__probe").json()
+            print(
+                f"{args.burst} slow streams at once: first token p50 {got.ttft(50):.0f} ms, p99 {got.ttft(99):.0f} "
+                f"ms, max {got.ttft(100):.0f} ms; {got.errors} errors"
+            )
+            report(data, min(a for a, _ in data["requests"]))
+            return
         result = wrk.run(stack.parley_port, "/v1/chat/completions", data_body, auth, args.conc, args.seconds)
         data = httpx.get(url + "/__probe").json()
     print(

@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
             "parley.asgi:app",
             host=host,
             http=Protocol,
+            loop="parley.event_loop:new_event_loop",
             port=int(port),
             workers=int(workers),
             log_config=None,  # parley.asgi sets up Parley's JSON logging in each worker
