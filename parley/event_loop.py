@@ -27,6 +27,10 @@ ACCEPT_BATCH = 128
 
 
 class Loop(uvloop.Loop):
+    def __init__(self) -> None:
+        super().__init__()
+        self._opening: set[asyncio.Task[Any]] = set()  # held until each has its transport
+
     async def create_server(  # type: ignore[override]
         self, protocol_factory: Callable[[], asyncio.BaseProtocol], *args: Any, **kwargs: Any
     ) -> asyncio.AbstractServer:
@@ -58,7 +62,14 @@ class Loop(uvloop.Loop):
             except OSError:  # out of descriptors, a connection reset while queued, the server closed
                 return  # uvloop's own accept meets the same condition and handles it
             # libuv makes it non-blocking and sets TCP_NODELAY as on the ones it accepts itself.
-            self.create_task(self.connect_accepted_socket(protocol_factory, conn))
+            task = self.create_task(self.connect_accepted_socket(protocol_factory, conn))
+            self._opening.add(task)
+            task.add_done_callback(self._opened)
+
+    def _opened(self, task: asyncio.Task[Any]) -> None:
+        self._opening.discard(task)
+        if not task.cancelled():
+            task.exception()  # a connection that failed as it opened: uvloop has closed it
 
 
 class _Server(asyncio.AbstractServer):
