@@ -9,8 +9,8 @@ with 1,000 others waited ~2.5 s for its first token where the upstream answered 
 ``Loop.create_server`` keeps uvloop's server (its accept still wakes the loop, and it still
 owns the listening socket), and each time it accepts one connection the rest of the queue is
 taken too, up to ``ACCEPT_BATCH``, and handed to ``connect_accepted_socket``: the same
-transports and protocols, made in the same turn. A batch is bounded so that with several
-workers sharing one listening socket one of them does not take a whole burst.
+transports and protocols, made in the same turn. A single worker runs on it; several workers
+sharing one listening socket keep uvloop's accept (see ``parley.serving.event_loop``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any, cast
 
 import uvloop
 
-ACCEPT_BATCH = 128
+ACCEPT_BATCH = 128  # taken at most per accept of uvloop's: the same turn serves the open streams too
 
 
 class Loop(uvloop.Loop):

@@ -7,9 +7,11 @@ import socket
 from collections.abc import Callable
 
 import pytest
+import uvicorn
 import uvloop
 
-from parley.event_loop import ACCEPT_BATCH, new_event_loop
+from parley.event_loop import ACCEPT_BATCH, Loop, new_event_loop
+from parley.serving import event_loop
 
 WAITING = 50
 
@@ -68,3 +70,18 @@ def test_a_closed_server_stops_listening() -> None:
 
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(main())
+
+
+def test_one_worker_runs_on_parleys_loop_and_several_on_uvloops() -> None:
+    def made_by(workers: int) -> type:
+        factory = uvicorn.Config("parley.asgi:app", loop=event_loop(workers)).get_loop_factory()
+        assert factory is not None
+        loop = factory()
+        try:
+            return type(loop)
+        finally:
+            loop.close()
+
+    assert made_by(1) is Loop
+    # Workers sharing a listening socket take one connection per turn each, which spreads them.
+    assert made_by(2) is uvloop.Loop
