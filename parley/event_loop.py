@@ -9,8 +9,13 @@ with 1,000 others waited ~2.5 s for its first token where the upstream answered 
 ``Loop.create_server`` keeps uvloop's server (its accept still wakes the loop, and it still
 owns the listening socket), and each time it accepts one connection the rest of the queue is
 taken too, up to ``ACCEPT_BATCH``, and handed to ``connect_accepted_socket``: the same
-transports and protocols, made in the same turn. A single worker runs on it; several workers
-sharing one listening socket keep uvloop's accept (see ``parley.serving.event_loop``).
+transports and protocols, made in the same turn.
+
+Several workers must not drain one shared queue: the first to wake would take a whole batch
+of new connections from the others (two workers then served no more than one). With
+``--workers``, `parley serve` binds the port with SO_REUSEPORT and never listens on that
+socket (``parley.serving``); each worker's server listens on a socket of its own bound beside
+it, so each has its own queue, and the kernel spreads new connections evenly over them.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ class Loop(uvloop.Loop):
     ) -> asyncio.AbstractServer:
         if kwargs.get("ssl") is not None:  # TLS handshakes stay with uvloop's own accept
             return await super().create_server(protocol_factory, *args, **kwargs)
+        shared = kwargs.get("sock")
+        if shared is not None and shared.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT):
+            kwargs["sock"] = own_listener(shared)
         listeners: list[socket.socket] = []
 
         def accepted() -> asyncio.BaseProtocol:
@@ -70,6 +78,16 @@ class Loop(uvloop.Loop):
         self._opening.discard(task)
         if not task.cancelled():
             task.exception()  # a connection that failed as it opened: uvloop has closed it
+
+
+def own_listener(shared: socket.socket) -> socket.socket:
+    """A socket of this worker's own, bound with SO_REUSEPORT to the address of ``shared`` (the
+    port `parley serve` bound for its workers): listening, it gets its share of new connections."""
+    own = socket.socket(shared.family, shared.type)
+    own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    own.bind(shared.getsockname())
+    return own
 
 
 class _Server(asyncio.AbstractServer):

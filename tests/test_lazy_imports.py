@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,33 @@ def test_the_generated_key_seals_and_a_malformed_one_is_refused_at_start(tmp_pat
     for bad in ("short", "not base64 at all!!", "QUJD" * 8):
         with pytest.raises(ValueError, match="32 url-safe base64-encoded bytes"):
             server_key(Settings(secret_key=SecretStr(bad)))
+
+
+def test_workers_starting_together_all_read_one_whole_key(tmp_path: Path) -> None:
+    # The workers of a first `parley serve --workers N` all find no key file and make one.
+    path = tmp_path / "data" / "secret.key"
+    settings = Settings(secret_key_file=str(path))
+    start = threading.Barrier(8)
+    keys: list[str] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        start.wait()
+        try:
+            key = server_key(settings)
+            keys.append(seal(key, "x"))
+            assert unseal(server_key(settings), keys[-1]) == "x"
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    # Every worker's key unseals what every other sealed: one key.
+    final = server_key(settings)
+    assert all(unseal(final, sealed) == "x" for sealed in keys) and len(keys) == 8
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert [p.name for p in path.parent.iterdir()] == ["secret.key"]  # no temporary file left

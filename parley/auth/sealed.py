@@ -13,6 +13,7 @@ import base64
 import binascii
 import functools
 import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,12 +56,26 @@ def server_key(settings: Settings) -> ServerKey:
         return ServerKey(settings.secret_key.get_secret_value().encode())
     path = Path(settings.secret_key_file)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = base64.urlsafe_b64encode(os.urandom(32))  # what Fernet.generate_key() makes
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        _make_key_file(path)
+    return ServerKey(path.read_bytes().strip())
+
+
+def _make_key_file(path: Path) -> None:
+    """A new key at ``path``, unless another process makes one first. The workers of a first
+    `parley serve --workers N` all get here together: the key is written whole under a name of
+    its own and then linked into place, so one key wins and none reads a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = base64.urlsafe_b64encode(os.urandom(32))  # what Fernet.generate_key() makes
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret-key-")  # mode 0600
+    try:
         with os.fdopen(fd, "wb") as f:
             f.write(key)
-    return ServerKey(path.read_bytes().strip())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another worker's key is in place: it is the one read
+    finally:
+        os.unlink(tmp)
 
 
 def seal(key: ServerKey, secret: str) -> str:
