@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import uvloop
@@ -78,40 +79,57 @@ import asyncio, socket, sys
 from parley.event_loop import new_event_loop
 shared = socket.socket(fileno=int(sys.argv[1]))
 made = 0
-class Count(asyncio.Protocol):
+class Answer(asyncio.Protocol):
     def connection_made(self, transport):
         global made
         made += 1
+        self.transport = transport
+    def data_received(self, data):
+        self.transport.write(b"k")
 async def main():
-    await asyncio.get_running_loop().create_server(Count, sock=shared, backlog=512)
+    loop = asyncio.get_running_loop()
+    await loop.create_server(Answer, sock=shared, backlog=512)
     print("ready", flush=True)
-    await asyncio.sleep(float(sys.argv[2]))
+    await loop.run_in_executor(None, sys.stdin.readline)  # until the test has had its answers
     print(made, flush=True)
 with asyncio.Runner(loop_factory=new_event_loop) as runner:
     runner.run(main())
 """
 
 
+def _listening(port: int) -> int:
+    """Listening TCP sockets on ``port`` (IPv4), as the kernel lists them."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for r in rows if r.split()[1].endswith(f":{port:04X}") and r.split()[3] == "0A")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT spreads connections on Linux")
 def test_workers_each_listen_on_their_own_socket_and_share_the_connections() -> None:
     shared = workers_socket("127.0.0.1", 0)
     port = shared.getsockname()[1]
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", _WORKER, str(shared.fileno()), "3"],
+            [sys.executable, "-c", _WORKER, str(shared.fileno())],
             pass_fds=[shared.fileno()],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
         for _ in range(2)
     ]
+    clients: list[socket.socket] = []
     try:
         for w in workers:
             assert w.stdout is not None and w.stdout.readline().strip() == "ready"
-        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(200)]
-        counts = [int(w.communicate(timeout=30)[0]) for w in workers]
+        assert _listening(port) == 2  # one listening socket per worker, none shared
+        clients += [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(200)]
+        for c in clients:
+            c.sendall(b"x")
+        assert all(c.recv(1) == b"k" for c in clients)  # each one served by a worker
+        counts = [int(w.communicate("done\n", timeout=30)[0]) for w in workers]
+    finally:
         for c in clients:
             c.close()
-    finally:
         for w in workers:
             w.kill()
         shared.close()
