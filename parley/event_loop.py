@@ -13,9 +13,10 @@ transports and protocols, made in the same turn.
 
 Several workers must not drain one shared queue: the first to wake would take a whole batch
 of new connections from the others (two workers then served no more than one). With
-``--workers``, `parley serve` binds the port with SO_REUSEPORT and never listens on that
-socket (``parley.serving``); each worker's server listens on a socket of its own bound beside
-it, so each has its own queue, and the kernel spreads new connections evenly over them.
+``--workers`` on Linux, `parley serve` binds the port with SO_REUSEPORT and never listens on
+that socket (``parley.serving``); each worker's server listens on a socket of its own bound
+beside it, so each has its own queue, and the kernel spreads new connections evenly over them.
+Elsewhere several workers share one socket and run on plain uvloop, one accept per turn.
 """
 
 from __future__ import annotations
