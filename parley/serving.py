@@ -58,10 +58,11 @@ def main(argv: list[str] | None = None) -> None:
     from parley.logs import setup_logging
     from parley.server_protocol import Protocol
 
-    host, port, workers = argv or sys.argv[1:]
+    host, port_text, workers_text = argv or sys.argv[1:]
+    port, workers = int(port_text), int(workers_text)
     setup_logging(load_settings().log_level)  # uvicorn's own lines too, as JSON like Parley's
     metrics_dir = None
-    if int(workers) > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its metrics to files here and /metrics adds them all up.
         metrics_dir = tempfile.mkdtemp(prefix="parley-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
@@ -69,20 +70,20 @@ def main(argv: list[str] | None = None) -> None:
         "host": host,
         "http": Protocol,
         "loop": LOOP,
-        "port": int(port),
-        "workers": int(workers),
+        "port": port,
+        "workers": workers,
         "log_config": None,  # parley.asgi sets up Parley's JSON logging in each worker
         "access_log": False,
         "timeout_graceful_shutdown": 5,
     }
     try:
-        if int(workers) > 1 and hasattr(socket, "SO_REUSEPORT") and sys.platform == "linux":
+        if workers > 1 and hasattr(socket, "SO_REUSEPORT") and sys.platform == "linux":
             # What uvicorn.run does for several workers, with the port bound as above (Linux
             # spreads connections over SO_REUSEPORT sockets; other systems do not).
             from uvicorn.supervisors import Multiprocess
 
             try:
-                sock = workers_socket(host, int(port))
+                sock = workers_socket(host, port)
             except OSError as exc:  # the port in use, say: as uvicorn says it
                 logging.getLogger("uvicorn.error").error(exc)
                 sys.exit(3)
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
             with contextlib.suppress(KeyboardInterrupt):
                 Multiprocess(uvicorn.Config("parley.asgi:app", **options), sockets=[sock]).run()
         else:
-            if int(workers) > 1:  # one shared listening socket: each worker takes one connection per turn
+            if workers > 1:  # one shared listening socket: each worker takes one connection per turn
                 options["loop"] = "uvloop"
             uvicorn.run("parley.asgi:app", **options)
     finally:
