@@ -6,8 +6,8 @@
 
 Starts two stacks from bench/stack.py (each: the instant upstream and `parley serve`, one
 worker, SQLite): one with usage recording and metrics off and an unlimited key, one with
-usage recording, metrics and a key that has an rpm, tpm and daily budget (high enough never
-to refuse, so every request goes through the whole admission and accounting). Then, for
+usage recording, metrics and a key that has an rpm, tpm, concurrent-stream limit and daily
+budget (high enough never to refuse, so every request goes through the whole admission and accounting). Then, for
 whole and streamed requests at concurrency 1 and 64, measures both in alternating rounds and
 prints p50 latency and throughput of each and the ratio on/off (best round of each), and the
 CPU time each server process spent per request (from /proc: steadier than throughput on a
@@ -64,7 +64,7 @@ from stack import running  # noqa: E402
 def _limited_key(database_url: str) -> str:
     made = subprocess.run(
         [sys.executable, "-m", "parley", "keys", "create", "--name", "limited", "--rpm", "1000000000",
-         "--tpm", "1000000000000", "--budget-usd", "1000000", "--json"],
+         "--tpm", "1000000000000", "--budget-usd", "1000000", "--max-streams", "1000000", "--json"],
         env={**os.environ, "PARLEY_DATABASE_URL": database_url}, capture_output=True, text=True, check=True,
     )  # fmt: skip
     return json.loads(made.stdout)["key"]

@@ -232,7 +232,7 @@ class Accounting:
         admission = FREE
         if self.gate is not None:
             try:
-                found = self.gate.admit_now(caller, streamed)
+                found = self.gate.admit_now(caller, streamed, stream_ttl)
                 admission = found if found is not None else await self.gate.admit(caller, streamed, stream_ttl)
             except Refused as exc:
                 if self.metrics:
@@ -293,6 +293,7 @@ class Accounting:
             if self.gate is not None:
                 await self.gate.meters.sync()
                 self.gate.leases.prune()
+                self.gate.slots.sweep()
         except Exception:  # noqa: BLE001 - the next round tries again
             log.exception("accounting sync failed")
 

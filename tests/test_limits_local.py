@@ -5,6 +5,8 @@ answering while they are read again in the background. Near a limit the count st
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 import types
 from collections.abc import Awaitable, Generator
 from typing import Any, TypeVar
@@ -14,7 +16,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from parley.caller import Caller
 from parley.limits import store
-from parley.limits.counters import Grant, Reading, Window, minute
+from parley.limits.counters import Grant, Reading, SlotGrant, Window, minute
 from parley.limits.gate import Gate, Refused
 from parley.limits.quota import Leases
 from parley.storage.models import Base
@@ -28,6 +30,10 @@ class SharedCounter:
     def __init__(self) -> None:
         self.used: dict[str, float] = {}
         self.grants = 0
+        self.slots: dict[str, set[str]] = {}  # stream slots held, by key
+        self.slot_calls = 0  # acquisitions and releases
+        self.slot_grants = 0
+        self._ids = itertools.count()
 
     async def grant(self, key: str, n: int, limit: int, window: Window) -> Grant:
         self.grants += 1
@@ -43,11 +49,17 @@ class SharedCounter:
     async def read(self, items: list[tuple[str, Window]]) -> dict[str, Reading]:
         return {key: Reading(self.used.get(key, 0.0), window.end) for key, window in items}
 
-    async def acquire_slot(self, key: str, limit: int, ttl: float) -> str | None:
-        return "slot"
+    async def acquire_slots(self, key: str, n: int, limit: int, ttl: float) -> SlotGrant:
+        self.slot_calls += 1
+        self.slot_grants += 1
+        held = self.slots.setdefault(key, set())
+        given = [f"s{next(self._ids)}" for _ in range(max(0, min(n, limit - len(held))))]
+        held.update(given)
+        return SlotGrant(given, len(held), time.time() + ttl)
 
-    async def release_slot(self, key: str, slot: str) -> None:
-        pass
+    async def release_slots(self, key: str, slots: list[str]) -> None:
+        self.slot_calls += 1
+        self.slots[key].difference_update(slots)
 
     async def aclose(self) -> None:
         pass
@@ -118,7 +130,7 @@ async def test_a_caller_seen_before_is_admitted_without_waiting_until_a_limit_sa
     gate = Gate(store.LimitBook(sessions, 60), counter)  # type: ignore[arg-type]
     caller = Caller(kind="gateway", request_id="r", dialect="openai", key_id="k1")
     try:
-        assert gate.admit_now(caller, streamed=False) is None  # nothing read yet: the awaited path
+        assert gate.admit_now(caller, streamed=False, stream_ttl=660.0) is None  # nothing read yet: the awaited path
         # The first two wait: limits and meters are read, and the rpm lease is granted twice
         # (one unit, then a lease sized to the headroom the first grant told).
         for _ in range(2):
@@ -127,16 +139,16 @@ async def test_a_caller_seen_before_is_admitted_without_waiting_until_a_limit_sa
             admission.settle(20, 0.0)
         grants = counter.grants
         for _ in range(50):
-            admission = gate.admit_now(caller, streamed=False)
+            admission = gate.admit_now(caller, streamed=False, stream_ttl=660.0)
             assert admission is not None and len(admission.taken) == 1  # an rpm unit, taken here
             admission.settle(1, 0.0)
         await gate.meters.sync()  # the tokens used so far reach the shared counter
         assert counter.used["key:k1:tpm"] == 90
         assert counter.grants == grants  # no request asked for quota
-        assert gate.admit_now(caller, streamed=False) is not None
+        assert gate.admit_now(caller, streamed=False, stream_ttl=660.0) is not None
         gate.meters.add("key:k1:tpm", 10, minute)  # 100 of 100 used (not flushed yet: counted here)
         with pytest.raises(Refused) as refused:
-            gate.admit_now(caller, streamed=False)
+            gate.admit_now(caller, streamed=False, stream_ttl=660.0)
         assert refused.value.limit == "tpm" and refused.value.status == 429
         with pytest.raises(Refused):
             await gate.admit(caller, False, 60.0)

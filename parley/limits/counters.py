@@ -5,8 +5,9 @@ re-checks the WHERE against the newest row) and on SQLite (one writer at a time)
 
 - ``grant``: give up to ``n`` units while ``used < limit``, never past the limit;
 - ``add``: count tokens or spend that were already used;
-- ``acquire_slot``/``release_slot``: concurrent streams, one row each, that expire on their own
-  if the process holding them dies.
+- ``acquire_slots``/``release_slots``: concurrent streams, one row per slot, that expire on
+  their own if the process holding them dies; a process may take several at once and hand
+  them to its streams itself (quota.py's ``Slots``).
 
 A counter's window is either anchored (a minute that starts with the first use after the last
 one ended) or a calendar period (a UTC day or month). The statement that finds the window over
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, case, delete, func, or_, select, update
+from sqlalchemy import Table, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -69,6 +70,13 @@ class Reading:
 
 
 @dataclass(frozen=True, slots=True)
+class SlotGrant:
+    slots: list[str]  # the slot ids given, none when the limit is reached
+    held: int  # slots of the key held everywhere, these included
+    expires_at: float  # epoch seconds: when these slots lapse unless given back before
+
+
+@dataclass(frozen=True, slots=True)
 class Grant:
     granted: int
     used: float
@@ -82,9 +90,9 @@ class Counters(Protocol):
 
     async def read(self, items: list[tuple[str, Window]]) -> dict[str, Reading]: ...
 
-    async def acquire_slot(self, key: str, limit: int, ttl: float) -> str | None: ...
+    async def acquire_slots(self, key: str, n: int, limit: int, ttl: float) -> SlotGrant: ...
 
-    async def release_slot(self, key: str, slot: str) -> None: ...
+    async def release_slots(self, key: str, slots: list[str]) -> None: ...
 
     async def aclose(self) -> None: ...
 
@@ -161,8 +169,7 @@ class DatabaseCounters:
                 out[row.key] = Reading(row.used, row.window_start + w.span)
         return out
 
-    async def acquire_slot(self, key: str, limit: int, ttl: float) -> str | None:
-        slot = secrets.token_hex(16)
+    async def acquire_slots(self, key: str, n: int, limit: int, ttl: float) -> SlotGrant:
         stamp = time.time()
         async with self._sessions() as db:
             await self._ensure(db, key)
@@ -170,17 +177,16 @@ class DatabaseCounters:
             # PostgreSQL, the one writer on SQLite), so counting and then adding is atomic.
             await db.execute(update(_quota).where(_q.key == key).values(granted=_q.granted))
             await db.execute(delete(_slots).where(_slots.c.key == key, _slots.c.expires_at < stamp))
-            held = await db.scalar(select(func.count()).select_from(StreamSlot).where(StreamSlot.key == key))
-            if (held or 0) >= limit:
-                await db.commit()
-                return None
-            db.add(StreamSlot(id=slot, key=key, expires_at=stamp + ttl))
+            held = await db.scalar(select(func.count()).select_from(_slots).where(_slots.c.key == key)) or 0
+            ids = [secrets.token_hex(16) for _ in range(max(0, min(n, limit - held)))]
+            if ids:
+                await db.execute(insert(_slots), [{"id": i, "key": key, "expires_at": stamp + ttl} for i in ids])
             await db.commit()
-        return slot
+        return SlotGrant(ids, held + len(ids), stamp + ttl)
 
-    async def release_slot(self, key: str, slot: str) -> None:
+    async def release_slots(self, key: str, slots: list[str]) -> None:
         async with self._sessions() as db:
-            await db.execute(delete(_slots).where(_slots.c.id == slot))
+            await db.execute(delete(_slots).where(_slots.c.id.in_(slots)))
             await db.commit()
 
     async def aclose(self) -> None:

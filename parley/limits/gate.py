@@ -18,7 +18,7 @@ from collections.abc import Callable
 from parley.caller import Caller
 from parley.errors import RateLimited
 from parley.limits.counters import Counters, Window, minute, period
-from parley.limits.quota import TIMEOUT, Leases, Meters, warn
+from parley.limits.quota import TIMEOUT, Leases, Meters, Slot, Slots, warn
 from parley.limits.store import LimitBook, Limits
 
 _SCOPE_NAMES = {"key": "key", "project": "project", "integration": "integration", "user": "end user"}
@@ -57,7 +57,7 @@ class Admission:
         self.gate = gate
         self.scopes: list[Scope] = scopes if scopes is not None else []
         self.taken: list[tuple[str, float]] = []  # rpm counters and their window ends
-        self.slots: list[tuple[str, str]] = []  # stream slots held
+        self.slots: list[tuple[str, Slot]] = []  # stream slots held, by counter key
 
     def settle(self, tokens: int, cost: float) -> None:
         """The request ended having used ``tokens`` and ``cost``: charge them, free its slots."""
@@ -83,7 +83,8 @@ class Admission:
 
     def _free_slots(self) -> None:
         if self.slots and self.gate is not None:
-            self.gate.release(self.slots)
+            for key, slot in self.slots:
+                self.gate.slots.give_back(key, slot)
             self.slots = []
 
 
@@ -96,7 +97,7 @@ class Gate:
         self.counters = counters
         self.leases = Leases(counters, minute)
         self.meters = Meters(counters)
-        self._releasing: set[asyncio.Task[None]] = set()
+        self.slots = Slots(counters)
         self._resolved: dict[tuple[tuple[str, str], ...], tuple[float, list[Scope]]] = {}
         self._refreshing: dict[tuple[tuple[str, str], ...], asyncio.Task[list[Scope]]] = {}
 
@@ -141,10 +142,11 @@ class Gate:
             if hit is not None:  # tried again a time to live later, not by every request
                 self._resolved[subjects] = (time.monotonic() + self.book.ttl, hit[1])
 
-    def admit_now(self, caller: Caller, streamed: bool) -> Admission | None:
+    def admit_now(self, caller: Caller, streamed: bool, stream_ttl: float) -> Admission | None:
         """Admission without waiting, the common case: the caller's limits are known, its meters
-        read and a unit of each rpm lease at hand here (no shared store is asked). None when
-        something must be waited for (``admit`` then); ``Refused`` over a spend limit."""
+        read, and a unit of each rpm lease and a stream slot at hand here (no shared store is
+        asked). None when something must be waited for (``admit`` then); ``Refused`` over a
+        spend limit."""
         subjects = tuple(caller.scopes)
         if not subjects:
             return FREE
@@ -154,12 +156,12 @@ class Gate:
         if not scopes:
             return FREE
         stamp, mono = time.time(), time.monotonic()
-        meters, leases = self.meters, self.leases
+        meters, leases, slots = self.meters, self.leases, self.slots
         readings: list[tuple[Scope, float | None, float | None]] = []
         for s in scopes:
             lim = s.limits
             if (lim.rpm is not None and not leases.holds(s.rpm_key, stamp)) or (
-                streamed and lim.max_streams is not None  # a slot is the shared store's to give
+                streamed and lim.max_streams is not None and not slots.holds(s.streams_key, lim.max_streams, stream_ttl)
             ):
                 return None
             spent = used = None
@@ -174,6 +176,8 @@ class Gate:
         for s in scopes:
             if s.limits.rpm is not None:  # held, checked above: taken here without waiting
                 admission.taken.append((s.rpm_key, leases.spend(s.rpm_key, s.limits.rpm)))
+            if streamed and s.limits.max_streams is not None:  # held, checked above
+                admission.slots.append((s.streams_key, slots.spend(s.streams_key)))
         return admission
 
     async def admit(self, caller: Caller, streamed: bool, stream_ttl: float) -> Admission:
@@ -246,7 +250,7 @@ class Gate:
         key = s.streams_key
         try:
             async with asyncio.timeout(TIMEOUT):
-                slot = await self.counters.acquire_slot(key, limit, ttl)
+                slot = await self.slots.take(key, limit, ttl)
         except Exception as exc:  # noqa: BLE001 - the store failing lets requests through
             warn("streams", exc)
             return
@@ -260,23 +264,10 @@ class Gate:
             )
         admission.slots.append((key, slot))
 
-    def release(self, slots: list[tuple[str, str]]) -> None:
-        """Off the request path: the slots go back in a task of their own."""
-        task = asyncio.ensure_future(self._release(slots))
-        self._releasing.add(task)
-        task.add_done_callback(self._releasing.discard)
-
-    async def _release(self, slots: list[tuple[str, str]]) -> None:
-        for key, slot in slots:
-            try:
-                async with asyncio.timeout(TIMEOUT):
-                    await self.counters.release_slot(key, slot)
-            except Exception as exc:  # noqa: BLE001 - the slot then expires on its own
-                warn("release", exc)
-
     async def drain(self) -> None:
-        """Wait for slot releases under way (at shutdown); stop limit refreshes."""
+        """Give back the stream slots held here and wait for releases under way (at shutdown);
+        stop limit refreshes."""
         for task in list(self._refreshing.values()):
             task.cancel()
         with contextlib.suppress(Exception):
-            await asyncio.gather(*self._releasing, return_exceptions=True)
+            await self.slots.close()

@@ -7,6 +7,13 @@ requests, and near it (a spare of 0) every grant is exactly what is used: the sh
 never passes the limit, and no process sits on quota another one is refused. Concurrent
 requests that find the lease empty wait for one grant together.
 
+``Slots`` (concurrent streams): slots are leased the same way. A stream takes a slot this
+process holds; when it ends the slot stays here for the next stream while this process holds
+fewer spares than 1/``SPREAD`` of the headroom it last saw (none near the limit, where every
+slot goes straight back, so the shared count is exact there). Spares nobody took since the last
+sync go back, and so does a slot that has waited here ``SHELF`` seconds: a slot lapses in the
+shared store at a fixed time, and the stream that takes it must end well before.
+
 ``Meters`` (tokens per minute, spend per day or month): what a request used is only known when
 it ends, so it is added locally and flushed to the shared counter with the usage batch; the
 reply tells the new total. A request is admitted while the total (shared, as last seen, plus
@@ -21,12 +28,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from parley.limits.counters import Counters, Window
+
+Slot = tuple[str, float]  # a stream slot's id, and when it lapses in the shared store (epoch seconds)
 
 log = logging.getLogger("parley.limits")
 
 SPREAD = 64
+SHELF = 30.0  # seconds a slot may wait here unused: it then still outlives a stream by half its slack
 TIMEOUT = 5.0  # seconds a shared counter may take; then the request is let through (and it is logged)
 
 
@@ -57,7 +68,7 @@ class _Lease:
     fetching: asyncio.Task[None] | None = None
 
 
-def _seen(task: asyncio.Task[None]) -> None:
+def _seen(task: asyncio.Task[Any]) -> None:
     """A grant nobody waits for: its failure is logged here (the next request asks again)."""
     if not task.cancelled() and (exc := task.exception()) is not None:
         warn("grant", exc)
@@ -260,3 +271,142 @@ class Meters:
             found = self._meters.get(key)
             if found is not None:
                 found.shared, found.window_end, found.read_at = reading.used, reading.window_end, stamp
+
+
+@dataclass
+class _Pool:
+    spare: list[Slot] = field(default_factory=list)  # held here, no stream on them
+    keep: int = 0  # spares worth keeping: 1/SPREAD of the headroom at the last grant
+    headroom: int = 0  # the limit minus the slots held everywhere, at the last grant
+    limit: int = 0  # the limit at the last grant
+    ttl: float = 0.0  # the slots' time to live at the last grant
+    waiting: int = 0
+    taken: bool = False  # a spare was taken since the last sweep
+    fetching: asyncio.Task[bool] | None = None  # True: the grant gave fewer than asked (the limit)
+
+
+class Slots:
+    def __init__(self, counters: Counters) -> None:
+        self._counters = counters
+        self._pools: dict[str, _Pool] = {}
+        self._releasing: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    def holds(self, key: str, limit: int, ttl: float) -> bool:
+        """Whether a slot is at hand here that outlives a stream of ``ttl`` seconds (``spend`` takes it)."""
+        pool = self._pools.get(key)
+        return pool is not None and self._fresh(key, pool, limit, ttl)
+
+    def spend(self, key: str) -> Slot:
+        """The slot ``holds`` found."""
+        pool = self._pools[key]
+        slot = pool.spare.pop()
+        pool.taken = True
+        if len(pool.spare) * 4 < pool.keep and pool.fetching is None and pool.headroom > SPREAD:
+            # Far from the limit: more spares are fetched before these run out.
+            pool.fetching = asyncio.ensure_future(self._fetch(key, pool, pool.limit, pool.ttl))
+            pool.fetching.add_done_callback(_seen)
+        return slot
+
+    async def take(self, key: str, limit: int, ttl: float) -> Slot | None:
+        """A slot for one stream: None when ``limit`` streams are open everywhere. Raises when
+        the shared store fails (the caller decides what that means)."""
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = _Pool()
+        while True:
+            if self._fresh(key, pool, limit, ttl):
+                return self.spend(key)
+            if pool.fetching is None:
+                pool.fetching = asyncio.ensure_future(self._fetch(key, pool, limit, ttl))
+            task = pool.fetching
+            pool.waiting += 1
+            try:
+                short = await asyncio.shield(task)
+            finally:
+                pool.waiting -= 1
+            if short and not self._fresh(key, pool, limit, ttl):
+                return None  # the store was at the limit when it was asked
+            # Otherwise the requests counted into that grant took its slots: ask again.
+
+    def give_back(self, key: str, slot: Slot) -> None:
+        """A stream ended: its slot waits here for the next one, or goes back to the shared store."""
+        pool = self._pools.get(key)
+        if (
+            pool is not None
+            and len(pool.spare) < pool.keep
+            and slot[1] >= time.time() + pool.ttl - SHELF
+            and not self._closed
+        ):
+            pool.spare.append(slot)
+        else:
+            self._release(key, [slot])
+
+    def sweep(self) -> None:
+        """At every sync: spares nobody took since the last sweep go back, and so do spares
+        past their shelf life; pools with nothing left are forgotten."""
+        stamp = time.time()
+        for key, pool in list(self._pools.items()):
+            if pool.fetching is not None or pool.waiting:
+                continue
+            if pool.taken:
+                pool.taken = False
+                limit = stamp + pool.ttl - SHELF
+                stale = [slot for slot in pool.spare if slot[1] < limit]
+                pool.spare = [slot for slot in pool.spare if slot[1] >= limit]
+            else:
+                stale, pool.spare = pool.spare, []
+                del self._pools[key]
+            if stale:
+                self._release(key, stale)
+
+    async def close(self) -> None:
+        """Every spare back to the shared store, and every release under way finished (at shutdown)."""
+        self._closed = True
+        for key, pool in list(self._pools.items()):
+            if pool.spare:
+                self._release(key, pool.spare)
+                pool.spare = []
+        await asyncio.gather(*self._releasing, return_exceptions=True)
+
+    def _fresh(self, key: str, pool: _Pool, limit: int, ttl: float) -> bool:
+        """Whether the newest spare outlives a stream of ``ttl`` seconds (older ones go back, and
+        all of them when the limit changed since they were granted)."""
+        spare = pool.spare
+        if limit != pool.limit and spare:
+            self._release(key, spare)
+            pool.spare = spare = []
+        lasts = time.time() + ttl - SHELF
+        while spare and spare[-1][1] < lasts:
+            self._release(key, [spare.pop()])
+        return bool(spare)
+
+    async def _fetch(self, key: str, pool: _Pool, limit: int, ttl: float) -> bool:
+        try:
+            await asyncio.sleep(0)  # let the streams that arrived together join this grant
+            want = pool.waiting  # none when fetched ahead, before the spares run out
+            # Spares up to 1/SPREAD of the headroom, counting those already here.
+            spare = max((pool.headroom - want) // SPREAD - len(pool.spare), 0) if pool.headroom > want else 0
+            ask = max(want + spare, 1)
+            async with asyncio.timeout(TIMEOUT):
+                grant = await self._counters.acquire_slots(key, ask, limit, ttl)
+            pool.spare.extend((slot, grant.expires_at) for slot in grant.slots)
+            pool.headroom = max(limit - grant.held, 0)
+            pool.keep = pool.headroom // SPREAD
+            pool.limit, pool.ttl = limit, ttl
+            return len(grant.slots) < ask
+        finally:
+            pool.fetching = None
+
+    def _release(self, key: str, slots: list[Slot]) -> None:
+        """Off the request path: the slots go back in a task of their own."""
+        task = asyncio.ensure_future(self._give(key, [slot for slot, _ in slots]))
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
+
+    async def _give(self, key: str, slots: list[str]) -> None:
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                await self._counters.release_slots(key, slots)
+        except Exception as exc:  # noqa: BLE001 - the slots then lapse on their own
+            warn("release", exc)

@@ -13,7 +13,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from parley.limits.counters import Grant, Reading, Window
+from parley.limits.counters import Grant, Reading, SlotGrant, Window
 
 PREFIX = "parley:quota:"
 
@@ -43,12 +43,14 @@ end
 return {now, ttl}
 """
 
-# KEYS[1] the slots; ARGV: now ms, expiry ms, slot id, limit. Returns 1 if taken.
+# KEYS[1] the slots; ARGV: now ms, expiry ms, limit, then the ids wanted. Returns
+# {slots given (the first ids), slots held after}.
 _ACQUIRE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-return 1
+local held = redis.call('ZCARD', KEYS[1])
+local give = math.max(0, math.min(#ARGV - 3, tonumber(ARGV[3]) - held))
+for i = 1, give do redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3 + i]) end
+return {give, held + give}
 """
 
 
@@ -92,16 +94,16 @@ class RedisCounters:
                 out[key] = Reading(float(used), stamp + ttl / 1000)
         return out
 
-    async def acquire_slot(self, key: str, limit: int, ttl: float) -> str | None:
-        slot = secrets.token_hex(16)
+    async def acquire_slots(self, key: str, n: int, limit: int, ttl: float) -> SlotGrant:
+        ids = [secrets.token_hex(16) for _ in range(n)]
         stamp = time.time()
-        taken = await self._acquire(
-            keys=[PREFIX + key], args=[int(stamp * 1000), int((stamp + ttl) * 1000), slot, limit]
+        given, held = await self._acquire(
+            keys=[PREFIX + key], args=[int(stamp * 1000), int((stamp + ttl) * 1000), limit, *ids]
         )
-        return slot if int(taken) == 1 else None
+        return SlotGrant(ids[: int(given)], int(held), stamp + ttl)
 
-    async def release_slot(self, key: str, slot: str) -> None:
-        await self._redis.zrem(PREFIX + key, slot)
+    async def release_slots(self, key: str, slots: list[str]) -> None:
+        await self._redis.zrem(PREFIX + key, *slots)
 
     async def aclose(self) -> None:
         await self._redis.aclose()
