@@ -5,7 +5,9 @@ dropped."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -14,6 +16,7 @@ import pytest
 
 from parley.storage import db
 from parley.usage import store
+from parley.usage import writer as writer_module
 from parley.usage.record import UsageRow
 from parley.usage.sqlite_sink import rows_per_insert, split
 from parley.usage.writer import BATCH, UsageWriter
@@ -114,3 +117,42 @@ def test_a_batch_is_split_into_few_statement_shapes():
     assert [v for _, part in chunks for v in part] == values
     assert all(len(part) == size * 3 for size, part in chunks)
     assert split([], 3, 256) == []
+
+
+@pytest.mark.parametrize("late", ["written", "refused"])
+async def test_a_batch_still_waiting_for_the_database_counts_as_dropped_only_if_it_fails(tmp_path, monkeypatch, late):
+    path = tmp_path / "busy.db"
+    database_url = f"sqlite+aiosqlite:///{path}"
+    await asyncio.to_thread(cli_json, database_url, "keys", "create", "--name", "migrate-first", "--json")
+    engine = db.create_engine(database_url)
+    writer = UsageWriter(db.sessionmaker(engine), retention_days=0)  # its thread waits up to 30 s for the lock
+    monkeypatch.setattr(writer_module, "WRITE_TIMEOUT", 0.3)  # the flush waits 0.3 s for it
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+
+    def let_go() -> None:
+        if late == "refused":
+            holder.execute("DROP TABLE usage_records")
+        holder.execute("COMMIT")
+        holder.close()
+
+    release = threading.Timer(1.0, let_go)
+    release.start()
+    rows = _rows(20)
+    try:
+        for row in rows:
+            writer.put(row)
+        assert await writer.flush() == 0  # not written yet: the holder has the lock
+        assert writer.dropped == 0
+        release.join()
+        await writer.aclose()  # the writer thread finishes the batch first
+        await asyncio.sleep(0.1)  # the batch's outcome reaches the event loop
+        if late == "written":
+            assert writer.dropped == 0
+            stored = await asyncio.to_thread(usage_rows, database_url, [r.request_id for r in rows])
+            assert len(stored) == 20
+        else:
+            assert writer.dropped == 20
+    finally:
+        release.cancel()
+        await engine.dispose()

@@ -106,6 +106,32 @@ def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     _install_deadline(dbapi_conn)
 
 
+def _on_sqlite_invalidate(dbapi_conn: Any, _record: Any, _exc: BaseException | None) -> None:
+    """Close an invalidated connection's SQLite handle on its own thread, right behind the
+    statement it may still be running.
+
+    A task cancelled while its statement runs (a timeout, a client gone) has its connection
+    invalidated, and aiosqlite's close and stop then overlap: the handle is let go without being
+    closed. If the statement was a write, its transaction stays open, holding the database's one
+    write lock until the garbage collector happens to find the handle; every other write waits
+    out its busy timeout and fails with "database is locked" meanwhile. (``_tx`` is the queue
+    SQLAlchemy's own aiosqlite adapter puts calls on to run them on that thread.)"""
+    driver = getattr(dbapi_conn, "driver_connection", None)
+    handle = getattr(driver, "_connection", None)
+    queue = getattr(driver, "_tx", None)
+    if handle is not None and queue is not None:
+        queue.put_nowait((None, functools.partial(_end, handle)))
+
+
+def _end(handle: Any) -> None:
+    # Rolled back first: a statement object still referenced elsewhere would keep a closed
+    # handle (and its transaction) alive until the statement is freed.
+    try:
+        handle.rollback()
+    finally:
+        handle.close()
+
+
 # pgvector's HNSW scan parameters for memory search (memory/search.py), set on every
 # PostgreSQL connection in its startup message, so that no search spends a round trip on them:
 # a wider candidate list than the default 40, and iterative scans, so that a filtered search
@@ -149,6 +175,7 @@ def create_engine(
             json_deserializer=json_loads,
         )
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+        event.listen(engine.sync_engine, "invalidate", _on_sqlite_invalidate)
         return engine
     connect_args: dict[str, Any] = {"server_settings": dict(PG_SEARCH_SETTINGS)}
     if connect_timeout:

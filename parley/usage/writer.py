@@ -13,6 +13,7 @@ pipelined executemany, no thread to hand the GIL to).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from datetime import timedelta
@@ -91,13 +92,23 @@ class UsageWriter:
         # Every parameter is laid out here, on the loop: Python code on the writer thread would
         # take the GIL from the loop for a switch interval at a time.
         chunks = split(store.sqlite_values(rows), len(store.COLUMNS), sink.most)
+        written = asyncio.wrap_future(sink.write(chunks))
         try:
             # Shielded: a batch the thread has started is written whatever this wait does.
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(sink.write(chunks))), WRITE_TIMEOUT)
+            await asyncio.wait_for(asyncio.shield(written), WRITE_TIMEOUT)
+        except TimeoutError:
+            # Still under way (waiting for the database's write lock, say): its rows count as
+            # dropped only if it fails in the end.
+            written.add_done_callback(functools.partial(self._late, len(rows)))
+            return 0
         except Exception as exc:  # noqa: BLE001 - the database failing must not stop accounting
             self._drop(len(rows), f"{type(exc).__name__}: {exc}"[:300])
             return 0
         return len(rows)
+
+    def _late(self, n: int, written: asyncio.Future[None]) -> None:
+        if not written.cancelled() and (exc := written.exception()) is not None:
+            self._drop(n, f"{type(exc).__name__}: {exc}"[:300])
 
     async def aclose(self) -> None:
         """Stop the writer thread, if there is one (after the last flush)."""
