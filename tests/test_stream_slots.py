@@ -15,7 +15,7 @@ from parley.caller import Caller
 from parley.limits import store
 from parley.limits.counters import Counters, DatabaseCounters
 from parley.limits.gate import Gate, Refused
-from parley.limits.quota import SHELF, Slot, Slots
+from parley.limits.quota import MAX_SPARE, SHELF, Slot, Slots
 from parley.storage.models import Base, QuotaCounter, StreamSlot
 from tests.accounting_helpers import redis_server
 from tests.conftest import fresh_database
@@ -53,6 +53,23 @@ async def test_far_from_the_limit_streams_take_slots_held_here():
     held = counter.slots[KEY]
     assert 64 <= len(held) <= 64 + 10_000 // 64  # in use, and at most 1/64 of the headroom spare
     assert {slot for slot, _ in open_streams} <= held
+
+
+async def test_ended_streams_refill_the_spares_without_round_trips_and_no_more_are_held_than_kept():
+    counter = SharedCounter()
+    slots = Slots(counter)
+    open_streams: list[Slot] = []
+    for i in range(20_000):
+        if len(open_streams) == 64:
+            slots.give_back(KEY, open_streams.pop(0))
+        slot = await slots.take(KEY, 1_000_000, TTL)
+        assert slot is not None
+        open_streams.append(slot)
+        if i % 100 == 0:
+            await asyncio.sleep(0)
+    await settled()
+    assert counter.slot_calls <= 3  # a slot, then one grant of spares; no slot given back one by one
+    assert len(counter.slots[KEY]) <= 2 + MAX_SPARE  # two streams' slots asked for, and the spares
 
 
 async def test_near_the_limit_two_processes_hold_exactly_the_limit():

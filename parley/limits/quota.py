@@ -9,9 +9,9 @@ requests that find the lease empty wait for one grant together.
 
 ``Slots`` (concurrent streams): slots are leased the same way. A stream takes a slot this
 process holds; when it ends the slot stays here for the next stream while this process holds
-fewer spares than 1/``SPREAD`` of the headroom it last saw (none near the limit, where every
-slot goes straight back, so the shared count is exact there). Spares nobody took since the last
-sync go back, and so does a slot that has waited here ``SHELF`` seconds: a slot lapses in the
+fewer spares than 1/``SPREAD`` of the headroom it last saw, ``MAX_SPARE`` at most (none near
+the limit, where every slot goes straight back, so the shared count is exact there). Spares
+nobody took since the last sync go back, and so does a slot that has waited here ``SHELF`` seconds: a slot lapses in the
 shared store at a fixed time, and the stream that takes it must end well before.
 
 ``Meters`` (tokens per minute, spend per day or month): what a request used is only known when
@@ -37,6 +37,7 @@ Slot = tuple[str, float]  # a stream slot's id, and when it lapses in the shared
 log = logging.getLogger("parley.limits")
 
 SPREAD = 64
+MAX_SPARE = 256  # stream slots one process keeps unused, however far from the limit (each is a row)
 SHELF = 30.0  # seconds a slot may wait here unused: it then still outlives a stream by half its slack
 TIMEOUT = 5.0  # seconds a shared counter may take; then the request is let through (and it is logged)
 
@@ -385,14 +386,16 @@ class Slots:
         try:
             await asyncio.sleep(0)  # let the streams that arrived together join this grant
             want = pool.waiting  # none when fetched ahead, before the spares run out
-            # Spares up to 1/SPREAD of the headroom, counting those already here.
-            spare = max((pool.headroom - want) // SPREAD - len(pool.spare), 0) if pool.headroom > want else 0
-            ask = max(want + spare, 1)
+            # Spares up to 1/SPREAD of the headroom (at most MAX_SPARE), counting those here.
+            target = min(max(pool.headroom - want, 0) // SPREAD, MAX_SPARE)
+            ask = max(want + target - len(pool.spare), 1)
             async with asyncio.timeout(TIMEOUT):
                 grant = await self._counters.acquire_slots(key, ask, limit, ttl)
             pool.spare.extend((slot, grant.expires_at) for slot in grant.slots)
             pool.headroom = max(limit - grant.held, 0)
-            pool.keep = pool.headroom // SPREAD
+            # What was just fetched is kept (ended streams' slots fill the spares back up to it,
+            # not past it: each one past it would be a round trip to give back).
+            pool.keep = max(target, min(pool.headroom // SPREAD, MAX_SPARE))
             pool.limit, pool.ttl = limit, ttl
             return len(grant.slots) < ask
         finally:
