@@ -9,10 +9,11 @@ import itertools
 import time
 import types
 from collections.abc import Awaitable, Generator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from parley.caller import Caller
 from parley.limits import store
@@ -63,6 +64,14 @@ class SharedCounter:
 
     async def aclose(self) -> None:
         pass
+
+
+async def limits_database(tmp_path: Path) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
+    """A SQLite database with Parley's tables, for a Gate's limit book."""
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'limits.db'}")
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    return engine, async_sessionmaker(engine, expire_on_commit=False)
 
 
 @types.coroutine
@@ -120,10 +129,7 @@ async def test_a_caller_seen_before_is_admitted_without_waiting_until_a_limit_sa
     """Once a caller's limits, meters and first rpm lease are read, its requests are admitted by
     one plain call that asks no shared store; going over its tokens per minute is refused there
     too, exactly as the awaited path refuses it."""
-    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'limits.db'}")
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    engine, sessions = await limits_database(tmp_path)
     async with sessions() as db:
         await store.set_limits(db, "key", "k1", rpm=1_000_000, tpm=100, budget_usd=5.0)
     counter = SharedCounter()
@@ -173,10 +179,7 @@ class Switch:
 
 
 async def test_limits_already_read_answer_at_once_and_are_read_again_in_the_background(tmp_path):
-    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'limits.db'}")
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    engine, sessions = await limits_database(tmp_path)
     async with sessions() as db:
         await store.set_limits(db, "key", "k1", rpm=5)
     switch = Switch(sessions)

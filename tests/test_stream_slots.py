@@ -19,7 +19,7 @@ from parley.limits.quota import MAX_SPARE, SHELF, Slot, Slots
 from parley.storage.models import Base, QuotaCounter, StreamSlot
 from tests.accounting_helpers import redis_server
 from tests.conftest import fresh_database
-from tests.test_limits_local import SharedCounter, waits
+from tests.test_limits_local import SharedCounter, limits_database, waits
 
 TTL = 660.0
 KEY = "key:k:streams"
@@ -150,10 +150,7 @@ async def test_spares_go_back_when_the_limit_changes():
 
 
 async def test_a_caller_with_a_stream_limit_is_admitted_without_waiting(tmp_path):
-    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'limits.db'}")
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    engine, sessions = await limits_database(tmp_path)
     async with sessions() as db:
         await store.set_limits(db, "key", "k1", max_streams=1000)
         await store.set_limits(db, "key", "k2", max_streams=1)

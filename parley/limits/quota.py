@@ -11,8 +11,9 @@ requests that find the lease empty wait for one grant together.
 process holds; when it ends the slot stays here for the next stream while this process holds
 fewer spares than 1/``SPREAD`` of the headroom it last saw, ``MAX_SPARE`` at most (none near
 the limit, where every slot goes straight back, so the shared count is exact there). Spares
-nobody took since the last sync go back, and so does a slot that has waited here ``SHELF`` seconds: a slot lapses in the
-shared store at a fixed time, and the stream that takes it must end well before.
+nobody took since the last sync go back, and so does a slot granted ``SHELF`` seconds ago or
+more: a slot lapses in the shared store at a fixed time, and the stream that takes it must end
+well before.
 
 ``Meters`` (tokens per minute, spend per day or month): what a request used is only known when
 it ends, so it is added locally and flushed to the shared counter with the usage batch; the
@@ -277,7 +278,7 @@ class Meters:
 @dataclass
 class _Pool:
     spare: list[Slot] = field(default_factory=list)  # held here, no stream on them
-    keep: int = 0  # spares worth keeping: 1/SPREAD of the headroom at the last grant
+    keep: int = 0  # spares worth keeping: what the last grant fetched up to (see _fetch)
     headroom: int = 0  # the limit minus the slots held everywhere, at the last grant
     limit: int = 0  # the limit at the last grant
     ttl: float = 0.0  # the slots' time to live at the last grant
@@ -352,9 +353,9 @@ class Slots:
                 continue
             if pool.taken:
                 pool.taken = False
-                limit = stamp + pool.ttl - SHELF
-                stale = [slot for slot in pool.spare if slot[1] < limit]
-                pool.spare = [slot for slot in pool.spare if slot[1] >= limit]
+                lasts = stamp + pool.ttl - SHELF
+                stale = [slot for slot in pool.spare if slot[1] < lasts]
+                pool.spare = [slot for slot in pool.spare if slot[1] >= lasts]
             else:
                 stale, pool.spare = pool.spare, []
                 del self._pools[key]
