@@ -7,10 +7,10 @@
 Starts two stacks from bench/stack.py (each: the instant upstream and `parley serve`, one
 worker, SQLite): one with usage recording and metrics off and an unlimited key, one with
 usage recording, metrics and a key that has an rpm, tpm, concurrent-stream limit and daily
-budget (high enough never to refuse, so every request goes through the whole admission and accounting). Then, for
-whole and streamed requests at concurrency 1 and 64, measures both in alternating rounds and
-prints p50 latency and throughput of each and the ratio on/off (best round of each), and the
-CPU time each server process spent per request (from /proc: steadier than throughput on a
+budget (high enough never to refuse, so every request goes through the whole admission and
+accounting). Then, for whole and streamed requests at concurrency 1 and 64, measures both in
+alternating rounds and prints p50 latency and throughput of each and the ratio on/off (best
+round of each), and the CPU time each server process spent per request (from /proc: steadier than throughput on a
 busy machine) and its ratio; then the median over the rounds of each round's on/off ratio of
 throughput and of CPU per request (the two runs of a round are close in time, so this is the
 figure a machine busy with other work moves least). The last two columns are the voluntary

@@ -39,7 +39,7 @@ log = logging.getLogger("parley.limits")
 
 SPREAD = 64
 MAX_SPARE = 256  # stream slots one process keeps unused, however far from the limit (each is a row)
-SHELF = 30.0  # seconds a slot may wait here unused: it then still outlives a stream by half its slack
+SHELF = 30.0  # seconds after its grant a slot stops being handed out: it still outlives a stream by 30 s
 TIMEOUT = 5.0  # seconds a shared counter may take; then the request is let through (and it is logged)
 
 

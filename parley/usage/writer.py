@@ -85,7 +85,7 @@ class UsageWriter:
                     await store.insert_rows(db, batch)
                 written += len(batch)
             except Exception as exc:  # noqa: BLE001 - the database failing must not stop accounting
-                self._drop(len(batch), f"{type(exc).__name__}: {exc}"[:300])
+                self._failed(len(batch), exc)
         return written
 
     async def _flush_to(self, sink: SqliteSink, rows: list[UsageRow]) -> int:
@@ -102,13 +102,16 @@ class UsageWriter:
             written.add_done_callback(functools.partial(self._late, len(rows)))
             return 0
         except Exception as exc:  # noqa: BLE001 - the database failing must not stop accounting
-            self._drop(len(rows), f"{type(exc).__name__}: {exc}"[:300])
+            self._failed(len(rows), exc)
             return 0
         return len(rows)
 
     def _late(self, n: int, written: asyncio.Future[None]) -> None:
         if not written.cancelled() and (exc := written.exception()) is not None:
-            self._drop(n, f"{type(exc).__name__}: {exc}"[:300])
+            self._failed(n, exc)
+
+    def _failed(self, n: int, exc: BaseException) -> None:
+        self._drop(n, f"{type(exc).__name__}: {exc}"[:300])
 
     async def aclose(self) -> None:
         """Stop the writer thread, if there is one (after the last flush)."""
