@@ -20,6 +20,13 @@ it ends, so it is added locally and flushed to the shared counter with the usage
 reply tells the new total. A request is admitted while the total (shared, as last seen, plus
 what this process has not flushed yet) is under the limit; totals not refreshed by a flush
 are re-read in the background every sync.
+
+A call to the shared store is never cancelled half way: cancelling a SQLite write makes
+SQLAlchemy wait for the statement anyway (up to the busy timeout), and a change cancelled after
+it was made would be counted again or lost. Each call is bounded by its own driver (SQLite's busy
+timeout, PostgreSQL's statement timeout, Redis's socket timeout). A request waits for one at
+most ``TIMEOUT`` seconds from the call's start and is then let through; the call's outcome is
+applied when it lands, once (a grant first pays for the requests let through meanwhile).
 """
 
 from __future__ import annotations
@@ -29,10 +36,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from parley.limits.counters import Counters, Window
 
+T = TypeVar("T")
 Slot = tuple[str, float]  # a stream slot's id, and when it lapses in the shared store (epoch seconds)
 
 log = logging.getLogger("parley.limits")
@@ -40,7 +48,7 @@ log = logging.getLogger("parley.limits")
 SPREAD = 64
 MAX_SPARE = 256  # stream slots one process keeps unused, however far from the limit (each is a row)
 SHELF = 30.0  # seconds after its grant a slot stops being handed out: it still outlives a stream by 30 s
-TIMEOUT = 5.0  # seconds a shared counter may take; then the request is let through (and it is logged)
+TIMEOUT = 5.0  # seconds a request waits for a shared counter; then it is let through (and it is logged)
 
 
 class _Warn:
@@ -59,6 +67,18 @@ class _Warn:
 warn = _Warn()
 
 
+def _deadline() -> float:
+    """When requests stop waiting for a shared-store call starting now (the loop's clock)."""
+    return asyncio.get_running_loop().time() + TIMEOUT
+
+
+async def _wait(task: asyncio.Future[T], deadline: float) -> T:
+    """The outcome of a shared-store call, waited for until ``deadline``: TimeoutError then,
+    and the call goes on (it is never cancelled; see the module's docstring)."""
+    async with asyncio.timeout_at(deadline):
+        return await asyncio.shield(task)
+
+
 @dataclass
 class _Lease:
     local: int = 0  # units granted to this process and not spent yet
@@ -67,7 +87,9 @@ class _Lease:
     headroom: float = 0.0  # the limit minus the shared count, as of the last grant
     waiting: int = 0
     last_grant: int = 0  # units the last grant gave
+    owed: int = 0  # requests let through while the grant under way was late: its units pay for them
     fetching: asyncio.Task[None] | None = None
+    deadline: float = 0.0  # until when requests wait for ``fetching``
 
 
 def _seen(task: asyncio.Task[Any]) -> None:
@@ -97,12 +119,15 @@ class Leases:
             if lease.full:
                 return lease.window_end - stamp
             if lease.fetching is None:
-                lease.fetching = asyncio.ensure_future(self._fetch(key, lease, limit))
+                self._start(key, lease, limit)
             task = lease.fetching
+            assert task is not None
             lease.waiting += 1
             try:
-                await asyncio.shield(task)
-            except Exception as exc:  # noqa: BLE001 - the store failing lets requests through
+                await _wait(task, lease.deadline)
+            except Exception as exc:  # noqa: BLE001 - the store failing or late lets requests through
+                if not task.done():
+                    lease.owed += 1
                 warn("grant", exc)
                 return None
             finally:
@@ -125,8 +150,7 @@ class Leases:
             # Far from the limit: the next lease is fetched before this one runs out,
             # so no request waits for the shared counter. (Near it there is no spare
             # and each request waits for its own unit: the count stays exact.)
-            lease.fetching = asyncio.ensure_future(self._fetch(key, lease, limit))
-            lease.fetching.add_done_callback(_seen)
+            self._start(key, lease, limit).add_done_callback(_seen)
 
     def give_back(self, key: str, window_end: float) -> None:
         """A unit taken for a request that turned out bad: the next request here may use it."""
@@ -144,22 +168,28 @@ class Leases:
         lease = self._leases.get(key)
         return lease.window_end if lease is not None else 0.0
 
+    def _start(self, key: str, lease: _Lease, limit: int) -> asyncio.Task[None]:
+        lease.deadline = _deadline()
+        task = lease.fetching = asyncio.ensure_future(self._fetch(key, lease, limit))
+        return task
+
     async def _fetch(self, key: str, lease: _Lease, limit: int) -> None:
         try:
             await asyncio.sleep(0)  # let the requests that arrived together join this grant
             want = max(lease.waiting, 1)
             spare = int(lease.headroom - want) // SPREAD if lease.headroom > want else 0
-            async with asyncio.timeout(TIMEOUT):
-                grant = await self._counters.grant(key, want + spare, limit, self._window(time.time()))
+            grant = await self._counters.grant(key, want + spare, limit, self._window(time.time()))
             if grant.window_end != lease.window_end:
                 lease.local = 0
             lease.window_end = grant.window_end
-            lease.local += grant.granted
+            # Requests let through while this grant was late already ran: they take their units first.
+            lease.local = max(lease.local + grant.granted - lease.owed, 0)
             lease.last_grant = grant.granted
             lease.headroom = max(limit - grant.used, 0.0)
             lease.full = grant.granted < want + spare
         finally:
             lease.fetching = None
+            lease.owed = 0  # (when the grant failed, they were let through uncounted, as the rest)
 
 
 @dataclass
@@ -172,6 +202,7 @@ class _Meter:
     read_at: float = 0.0  # monotonic; 0: never read
     used_at: float = 0.0  # monotonic: last admission that looked at it
     loading: asyncio.Task[None] | None = field(default=None, repr=False)
+    deadline: float = 0.0  # until when requests wait for ``loading``
 
     def total(self, now: float) -> float:
         shared = self.shared if self.window_end > now else 0.0
@@ -201,10 +232,11 @@ class Meters:
         meter.used_at = time.monotonic()  # (so the next sync does not forget it meanwhile)
         if meter.read_at == 0.0:
             if meter.loading is None:
+                meter.deadline = _deadline()
                 meter.loading = asyncio.ensure_future(self._load(key, meter))
             try:
-                await asyncio.shield(meter.loading)
-            except Exception as exc:  # noqa: BLE001
+                await _wait(meter.loading, meter.deadline)
+            except Exception as exc:  # noqa: BLE001 - the store failing or late lets requests through
                 warn("read", exc)
 
     def used(self, key: str, stamp: float, mono: float) -> float:
@@ -228,8 +260,7 @@ class Meters:
 
     async def _load(self, key: str, meter: _Meter) -> None:
         try:
-            async with asyncio.timeout(TIMEOUT):
-                reading = (await self._counters.read([(key, meter.window(time.time()))]))[key]
+            reading = (await self._counters.read([(key, meter.window(time.time()))]))[key]
             meter.shared, meter.window_end = reading.used, reading.window_end
         finally:
             meter.read_at = time.monotonic()  # a failed read is retried by the next sync
@@ -245,8 +276,7 @@ class Meters:
             amount, meter.pending = meter.pending, 0.0
             meter.flushing += amount
             try:
-                async with asyncio.timeout(TIMEOUT):
-                    reading = await self._counters.add(key, amount, meter.window(time.time()))
+                reading = await self._counters.add(key, amount, meter.window(time.time()))
                 meter.shared, meter.window_end, meter.read_at = reading.used, reading.window_end, stamp
                 fresh.add(key)
             except Exception as exc:  # noqa: BLE001 - kept, and tried again at the next sync
@@ -264,8 +294,7 @@ class Meters:
         if not stale:
             return
         try:
-            async with asyncio.timeout(TIMEOUT):
-                readings = await self._counters.read(stale)
+            readings = await self._counters.read(stale)
         except Exception as exc:  # noqa: BLE001
             warn("read", exc)
             return
@@ -285,6 +314,7 @@ class _Pool:
     waiting: int = 0
     taken: bool = False  # a spare was taken since the last sweep
     fetching: asyncio.Task[bool] | None = None  # True: the grant gave fewer than asked (the limit)
+    deadline: float = 0.0  # until when streams wait for ``fetching``
 
 
 class Slots:
@@ -306,13 +336,12 @@ class Slots:
         pool.taken = True
         if len(pool.spare) * 4 < pool.keep and pool.fetching is None and pool.headroom > SPREAD:
             # Far from the limit: more spares are fetched before these run out.
-            pool.fetching = asyncio.ensure_future(self._fetch(key, pool, pool.limit, pool.ttl))
-            pool.fetching.add_done_callback(_seen)
+            self._start(key, pool, pool.limit, pool.ttl).add_done_callback(_seen)
         return slot
 
     async def take(self, key: str, limit: int, ttl: float) -> Slot | None:
         """A slot for one stream: None when ``limit`` streams are open everywhere. Raises when
-        the shared store fails (the caller decides what that means)."""
+        the shared store fails, TimeoutError when it is late (the caller decides what that means)."""
         pool = self._pools.get(key)
         if pool is None:
             pool = self._pools[key] = _Pool()
@@ -320,11 +349,12 @@ class Slots:
             if self._fresh(key, pool, limit, ttl):
                 return self.spend(key)
             if pool.fetching is None:
-                pool.fetching = asyncio.ensure_future(self._fetch(key, pool, limit, ttl))
+                self._start(key, pool, limit, ttl)
             task = pool.fetching
+            assert task is not None
             pool.waiting += 1
             try:
-                short = await asyncio.shield(task)
+                short = await _wait(task, pool.deadline)
             finally:
                 pool.waiting -= 1
             if short and not self._fresh(key, pool, limit, ttl):
@@ -383,6 +413,11 @@ class Slots:
             self._release(key, [spare.pop()])
         return bool(spare)
 
+    def _start(self, key: str, pool: _Pool, limit: int, ttl: float) -> asyncio.Task[bool]:
+        pool.deadline = _deadline()
+        task = pool.fetching = asyncio.ensure_future(self._fetch(key, pool, limit, ttl))
+        return task
+
     async def _fetch(self, key: str, pool: _Pool, limit: int, ttl: float) -> bool:
         try:
             await asyncio.sleep(0)  # let the streams that arrived together join this grant
@@ -390,8 +425,7 @@ class Slots:
             # Spares up to 1/SPREAD of the headroom (at most MAX_SPARE), counting those here.
             target = min(max(pool.headroom - want, 0) // SPREAD, MAX_SPARE)
             ask = max(want + target - len(pool.spare), 1)
-            async with asyncio.timeout(TIMEOUT):
-                grant = await self._counters.acquire_slots(key, ask, limit, ttl)
+            grant = await self._counters.acquire_slots(key, ask, limit, ttl)
             pool.spare.extend((slot, grant.expires_at) for slot in grant.slots)
             pool.headroom = max(limit - grant.held, 0)
             # What was just fetched is kept (ended streams' slots fill the spares back up to it,
@@ -410,7 +444,6 @@ class Slots:
 
     async def _give(self, key: str, slots: list[str]) -> None:
         try:
-            async with asyncio.timeout(TIMEOUT):
-                await self._counters.release_slots(key, slots)
+            await self._counters.release_slots(key, slots)
         except Exception as exc:  # noqa: BLE001 - the slots then lapse on their own
             warn("release", exc)

@@ -56,7 +56,8 @@ return {give, held + give}
 
 class RedisCounters:
     def __init__(self, url: str) -> None:
-        self._redis: Redis = Redis.from_url(url)
+        # Every call is bounded here, not by its caller (quota.py never cancels one half way).
+        self._redis: Redis = Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5)
         self._grant = self._redis.register_script(_GRANT)
         self._add = self._redis.register_script(_ADD)
         self._acquire = self._redis.register_script(_ACQUIRE)
