@@ -7,6 +7,7 @@ import asyncio
 import concurrent.futures
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -156,6 +157,7 @@ def parley_serve(config: dict[str, Any], workers: int = 1, env: dict[str, str] |
             proc.kill()
             proc.wait(10)
         log.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @contextmanager
@@ -184,3 +186,4 @@ def redis_server() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+        shutil.rmtree(work, ignore_errors=True)

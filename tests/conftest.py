@@ -73,7 +73,7 @@ def pg_server() -> Iterator[str]:
     import pgserver
 
     data = Path(tempfile.mkdtemp(prefix="parley-pg-"))
-    server = pgserver.get_server(data, cleanup_mode="stop")
+    server = pgserver.get_server(data, cleanup_mode="delete")
     yield server.get_uri()
     server.cleanup()
 
