@@ -113,15 +113,17 @@ def main() -> None:
         # Under callgrind a server runs ~25x slower: its periodic work (the accounting sync,
         # key and limit refreshes, the embedding queue's poll) would weigh 25x more per
         # request than at full speed. Their intervals are stretched as much, for both servers,
-        # and so are the spare stream slots' shelf life and the slack a slot has past its stream
-        # (constants: set before the CLI runs).
+        # and so are the spare stream slots' shelf life and the slack a slot has past its stream:
+        # constants, set before the server starts (the server itself, not `parley serve`, which
+        # starts it in a fresh interpreter; the database is migrated by `parley keys create`).
         for name, seconds in _INTERVALS.items():
             os.environ[name] = str(seconds * SLOWDOWN)
         stretched = (
-            "import parley.accounting as a, parley.limits.quota as q; "
-            f"q.SHELF *= {SLOWDOWN}; a.STREAM_SLACK *= {SLOWDOWN}; from parley.cli import app; app()"
+            "import sys, parley.accounting as a, parley.limits.quota as q; "
+            f"q.SHELF *= {SLOWDOWN}; a.STREAM_SLACK *= {SLOWDOWN}; "
+            "from parley.serving import main; main(['127.0.0.1', sys.argv[1], '1'])"
         )
-        server = callgrind.command(work, [sys.executable, "-c", stretched, "serve", "--workers", "1", "--port"])
+        server = callgrind.command(work, [sys.executable, "-c", stretched])
     saved = dict(os.environ)
     with ExitStack() as stacks:
         # The stacks' processes take their settings from the environment at start.
