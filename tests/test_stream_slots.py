@@ -72,6 +72,40 @@ async def test_ended_streams_refill_the_spares_without_round_trips_and_no_more_a
     assert len(counter.slots[KEY]) <= 2 + MAX_SPARE  # two streams' slots asked for, and the spares
 
 
+async def test_streams_opened_together_bring_their_slots_back_as_spares_not_to_the_store():
+    """64 streams open at once, then one ends as another starts: the spares fetched ahead count
+    the slots on streams, so no ended stream finds the spares full and gives its slot back."""
+    counter = SharedCounter()
+    slots = Slots(counter)
+    first = await asyncio.gather(*(slots.take(KEY, 1_000_000, TTL) for _ in range(64)))
+    open_streams = [slot for slot in first if slot is not None]
+    assert len(open_streams) == 64
+    for i in range(20_000):
+        slots.give_back(KEY, open_streams.pop(0))
+        slot = await slots.take(KEY, 1_000_000, TTL)
+        assert slot is not None
+        open_streams.append(slot)
+        if i % 100 == 0:
+            await asyncio.sleep(0)
+    await settled()
+    released = counter.slot_calls - counter.slot_grants
+    assert (counter.slot_grants, released) == (2, 0)  # the 64 together, then the spares once
+    assert len(counter.slots[KEY]) == MAX_SPARE  # in use and spare together: what is kept
+
+
+async def test_slots_going_back_together_go_back_in_one_call():
+    counter = SharedCounter()
+    slots = Slots(counter)
+    streams = await asyncio.gather(*(slots.take(KEY, 100, TTL) for _ in range(40)))
+    assert counter.slot_grants == 1 and len(counter.slots[KEY]) == 40
+    for slot in streams:  # near the limit (100): each ended stream's slot goes back
+        assert slot is not None
+        slots.give_back(KEY, slot)
+    await settled()
+    assert counter.slots[KEY] == set()
+    assert counter.slot_calls - counter.slot_grants == 1  # all 40 in one call
+
+
 async def test_near_the_limit_two_processes_hold_exactly_the_limit():
     counter = SharedCounter()
     a, b = Slots(counter), Slots(counter)

@@ -32,6 +32,7 @@ applied when it lands, once (a grant first pays for the requests let through mea
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -307,6 +308,7 @@ class Meters:
 @dataclass
 class _Pool:
     spare: list[Slot] = field(default_factory=list)  # held here, no stream on them
+    out: int = 0  # slots of this pool on streams now: they come back as spares when those end
     keep: int = 0  # spares worth keeping: what the last grant fetched up to (see _fetch)
     headroom: int = 0  # the limit minus the slots held everywhere, at the last grant
     limit: int = 0  # the limit at the last grant
@@ -321,7 +323,8 @@ class Slots:
     def __init__(self, counters: Counters) -> None:
         self._counters = counters
         self._pools: dict[str, _Pool] = {}
-        self._releasing: set[asyncio.Task[None]] = set()
+        self._returning: dict[str, list[str]] = {}  # slot ids on their way back, by key
+        self._releasing: dict[str, asyncio.Task[None]] = {}  # the one task giving back a key's slots
         self._closed = False
 
     def holds(self, key: str, limit: int, ttl: float) -> bool:
@@ -334,8 +337,15 @@ class Slots:
         pool = self._pools[key]
         slot = pool.spare.pop()
         pool.taken = True
-        if len(pool.spare) * 4 < pool.keep and pool.fetching is None and pool.headroom > SPREAD:
-            # Far from the limit: more spares are fetched before these run out.
+        pool.out += 1
+        if (
+            len(pool.spare) * 4 < pool.keep
+            and len(pool.spare) + pool.out < pool.keep
+            and pool.fetching is None
+            and pool.headroom > SPREAD
+        ):
+            # Far from the limit: more spares are fetched before these run out (unless the
+            # streams on slots now will bring back as many as are kept when they end).
             self._start(key, pool, pool.limit, pool.ttl).add_done_callback(_seen)
         return slot
 
@@ -364,6 +374,8 @@ class Slots:
     def give_back(self, key: str, slot: Slot) -> None:
         """A stream ended: its slot waits here for the next one, or goes back to the shared store."""
         pool = self._pools.get(key)
+        if pool is not None:
+            pool.out = max(pool.out - 1, 0)  # (a pool forgotten and made again meanwhile counts none)
         if (
             pool is not None
             and len(pool.spare) < pool.keep
@@ -399,7 +411,7 @@ class Slots:
             if pool.spare:
                 self._release(key, pool.spare)
                 pool.spare = []
-        await asyncio.gather(*self._releasing, return_exceptions=True)
+        await asyncio.gather(*self._releasing.values(), return_exceptions=True)
 
     def _fresh(self, key: str, pool: _Pool, limit: int, ttl: float) -> bool:
         """Whether the newest spare outlives a stream of ``ttl`` seconds (older ones go back, and
@@ -409,8 +421,12 @@ class Slots:
             self._release(key, spare)
             pool.spare = spare = []
         lasts = time.time() + ttl - SHELF
-        while spare and spare[-1][1] < lasts:
-            self._release(key, [spare.pop()])
+        stale = 0
+        while stale < len(spare) and spare[-1 - stale][1] < lasts:
+            stale += 1
+        if stale:
+            self._release(key, spare[len(spare) - stale :])
+            del spare[len(spare) - stale :]
         return bool(spare)
 
     def _start(self, key: str, pool: _Pool, limit: int, ttl: float) -> asyncio.Task[bool]:
@@ -422,9 +438,11 @@ class Slots:
         try:
             await asyncio.sleep(0)  # let the streams that arrived together join this grant
             want = pool.waiting  # none when fetched ahead, before the spares run out
-            # Spares up to 1/SPREAD of the headroom (at most MAX_SPARE), counting those here.
+            # Spares up to 1/SPREAD of the headroom (at most MAX_SPARE), counting those here
+            # and those on streams now (they come back as spares; were they not counted, the
+            # spares would be full when they do, and each would go back to the store alone).
             target = min(max(pool.headroom - want, 0) // SPREAD, MAX_SPARE)
-            ask = max(want + target - len(pool.spare), 1)
+            ask = max(want + target - len(pool.spare) - pool.out, want, 1)
             grant = await self._counters.acquire_slots(key, ask, limit, ttl)
             pool.spare.extend((slot, grant.expires_at) for slot in grant.slots)
             pool.headroom = max(limit - grant.held, 0)
@@ -437,13 +455,24 @@ class Slots:
             pool.fetching = None
 
     def _release(self, key: str, slots: list[Slot]) -> None:
-        """Off the request path: the slots go back in a task of their own."""
-        task = asyncio.ensure_future(self._give(key, [slot for slot, _ in slots]))
-        self._releasing.add(task)
-        task.add_done_callback(self._releasing.discard)
+        """Off the request path: the slots go back in one task per key, which gives back in one
+        call every slot released while it was waiting for the store."""
+        self._returning.setdefault(key, []).extend(slot for slot, _ in slots)
+        if key not in self._releasing:
+            task = self._releasing[key] = asyncio.ensure_future(self._give(key))
+            task.add_done_callback(functools.partial(self._gone, key))
 
-    async def _give(self, key: str, slots: list[str]) -> None:
+    def _gone(self, key: str, task: asyncio.Task[None]) -> None:
+        if self._releasing.get(key) is task:  # (a task cancelled before it ran cleared nothing)
+            del self._releasing[key]
+
+    async def _give(self, key: str) -> None:
         try:
-            await self._counters.release_slots(key, slots)
-        except Exception as exc:  # noqa: BLE001 - the slots then lapse on their own
-            warn("release", exc)
+            while ids := self._returning.pop(key, None):
+                try:
+                    await self._counters.release_slots(key, ids)
+                except Exception as exc:  # noqa: BLE001 - the slots then lapse on their own
+                    warn("release", exc)
+        finally:
+            # At once, not in a done callback: a slot released from here on needs a new task.
+            self._releasing.pop(key, None)
