@@ -31,6 +31,18 @@ async def settled() -> None:
         await asyncio.sleep(0)
 
 
+async def cycle(slots: Slots, open_streams: list[Slot], width: int, streams: int) -> None:
+    """``streams`` more streams far from the limit, ``width`` open at a time, the oldest ending first."""
+    for i in range(streams):
+        if len(open_streams) == width:
+            slots.give_back(KEY, open_streams.pop(0))
+        slot = await slots.take(KEY, 1_000_000, TTL)
+        assert slot is not None
+        open_streams.append(slot)
+        if i % 100 == 0:
+            await asyncio.sleep(0)  # the event loop turns between streams, as it does serving them
+
+
 async def test_far_from_the_limit_streams_take_slots_held_here():
     counter = SharedCounter()
     slots = Slots(counter)
@@ -58,15 +70,7 @@ async def test_far_from_the_limit_streams_take_slots_held_here():
 async def test_ended_streams_refill_the_spares_without_round_trips_and_no_more_are_held_than_kept():
     counter = SharedCounter()
     slots = Slots(counter)
-    open_streams: list[Slot] = []
-    for i in range(20_000):
-        if len(open_streams) == 64:
-            slots.give_back(KEY, open_streams.pop(0))
-        slot = await slots.take(KEY, 1_000_000, TTL)
-        assert slot is not None
-        open_streams.append(slot)
-        if i % 100 == 0:
-            await asyncio.sleep(0)
+    await cycle(slots, [], 64, 20_000)
     await settled()
     assert counter.slot_calls <= 3  # a slot, then one grant of spares; no slot given back one by one
     assert len(counter.slots[KEY]) <= 2 + MAX_SPARE  # two streams' slots asked for, and the spares
@@ -80,13 +84,7 @@ async def test_streams_opened_together_bring_their_slots_back_as_spares_not_to_t
     first = await asyncio.gather(*(slots.take(KEY, 1_000_000, TTL) for _ in range(64)))
     open_streams = [slot for slot in first if slot is not None]
     assert len(open_streams) == 64
-    for i in range(20_000):
-        slots.give_back(KEY, open_streams.pop(0))
-        slot = await slots.take(KEY, 1_000_000, TTL)
-        assert slot is not None
-        open_streams.append(slot)
-        if i % 100 == 0:
-            await asyncio.sleep(0)
+    await cycle(slots, open_streams, 64, 20_000)
     await settled()
     released = counter.slot_calls - counter.slot_grants
     assert (counter.slot_grants, released) == (2, 0)  # the 64 together, then the spares once
