@@ -127,6 +127,8 @@ class Leases:
             try:
                 await _wait(task, lease.deadline)
             except Exception as exc:  # noqa: BLE001 - the store failing or late lets requests through
+                if task.done() and not task.cancelled() and task.exception() is None:
+                    continue  # it landed as the wait ran out: its units are here
                 if not task.done():
                     lease.owed += 1
                 warn("grant", exc)
