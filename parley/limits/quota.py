@@ -378,15 +378,10 @@ class Slots:
         pool = self._pools.get(key)
         if pool is not None:
             pool.out = max(pool.out - 1, 0)  # (a pool forgotten and made again meanwhile counts none)
-        if (
-            pool is not None
-            and len(pool.spare) < pool.keep
-            and slot[1] >= time.time() + pool.ttl - SHELF
-            and not self._closed
-        ):
-            pool.spare.append(slot)
-        else:
-            self._release(key, [slot])
+            if len(pool.spare) < pool.keep and slot[1] >= time.time() + pool.ttl - SHELF and not self._closed:
+                pool.spare.append(slot)
+                return
+        self._release(key, [slot])
 
     def sweep(self) -> None:
         """At every sync: spares nobody took since the last sweep go back, and so do spares
