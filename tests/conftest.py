@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -76,6 +77,13 @@ def pg_server() -> Iterator[str]:
     server = pgserver.get_server(data, cleanup_mode="delete")
     yield server.get_uri()
     server.cleanup()
+
+
+def write_lock(path: Path) -> sqlite3.Connection:
+    """A connection holding a SQLite database's one write lock, once it has it (waiting up to 20 s)."""
+    conn = sqlite3.connect(path, timeout=20, isolation_level=None, check_same_thread=False)
+    conn.execute("BEGIN IMMEDIATE")
+    return conn
 
 
 def fresh_database(pg_uri: str) -> str:

@@ -6,7 +6,6 @@ it lands, paying first for the requests let through meanwhile."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 
 import pytest
@@ -16,8 +15,8 @@ from parley.caller import Caller
 from parley.limits import quota, store
 from parley.limits.counters import DatabaseCounters, Grant, Reading, Window, minute
 from parley.limits.gate import Gate
-from parley.storage.db import create_engine, sessionmaker
-from parley.storage.models import Base
+from tests.conftest import write_lock
+from tests.test_limits_local import limits_database
 
 HANG = 10.0  # seconds: a request still waiting by then waited out SQLite's busy timeout (30 s)
 
@@ -34,11 +33,7 @@ async def test_requests_are_let_through_while_the_counters_are_locked_and_the_la
     tmp_path, monkeypatch
 ):
     monkeypatch.setattr(quota, "TIMEOUT", 0.3)
-    path = tmp_path / "limits.db"
-    engine = create_engine(f"sqlite+aiosqlite:///{path}")
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    sessions = sessionmaker(engine)
+    engine, sessions = await limits_database(tmp_path)
     async with sessions() as db:
         await store.set_limits(db, "key", "k1", rpm=50, max_streams=10)
     gate = Gate(store.LimitBook(sessions, 60), DatabaseCounters(sessions))
@@ -53,8 +48,7 @@ async def test_requests_are_let_through_while_the_counters_are_locked_and_the_la
     try:
         first = await gate.admit(caller, streamed=False, stream_ttl=60.0)
         first.settle(0, 0.0)
-        holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        holder.execute("BEGIN IMMEDIATE")  # the write lock: every grant now waits for it
+        holder = write_lock(tmp_path / "limits.db")  # every grant now waits for it
         try:
             async with asyncio.timeout(HANG):
                 admitted = await asyncio.gather(*(gate.admit(caller, True, 60.0) for _ in range(3)))

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from parley.caller import Caller
 from parley.limits import store
 from parley.limits.counters import Grant, Reading, SlotGrant, Window, minute
 from parley.limits.gate import Gate, Refused
 from parley.limits.quota import Leases
+from parley.storage.db import create_engine, sessionmaker
 from parley.storage.models import Base
 
 T = TypeVar("T")
@@ -67,11 +68,12 @@ class SharedCounter:
 
 
 async def limits_database(tmp_path: Path) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
-    """A SQLite database with Parley's tables, for a Gate's limit book."""
-    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'limits.db'}")
+    """A SQLite database (tmp_path/limits.db) with Parley's tables, on an engine made as a
+    server makes it, for a Gate's limit book and counters."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'limits.db'}")
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
-    return engine, async_sessionmaker(engine, expire_on_commit=False)
+    return engine, sessionmaker(engine)
 
 
 @types.coroutine

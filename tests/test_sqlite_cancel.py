@@ -6,23 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import sqlite3
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from parley.limits.counters import DatabaseCounters, minute
 from parley.storage.db import create_engine, sessionmaker
 from parley.storage.models import Base, QuotaCounter
-
-
-def _write_lock(path: Path) -> sqlite3.Connection:
-    """A connection holding the database's write lock, once it has it (waiting up to 20 s)."""
-    conn = sqlite3.connect(path, timeout=20, isolation_level=None, check_same_thread=False)
-    conn.execute("BEGIN IMMEDIATE")
-    return conn
+from tests.conftest import write_lock
 
 
 async def test_a_cancelled_write_leaves_no_lock_and_no_change(tmp_path):
@@ -34,7 +26,7 @@ async def test_a_cancelled_write_leaves_no_lock_and_no_change(tmp_path):
     await counters.grant("k", 1, 10, minute(time.time()))
     gc.disable()  # the garbage collector would free a leaked lock at a time of its choosing
     try:
-        holder = _write_lock(path)
+        holder = write_lock(path)
         # The holder lets go a little after the grant is cancelled: the cancelled UPDATE then
         # gets the lock and runs in aiosqlite's thread (the cancelled task waits for that).
         release = threading.Timer(1.0, lambda: (holder.rollback(), holder.close()))
@@ -43,7 +35,7 @@ async def test_a_cancelled_write_leaves_no_lock_and_no_change(tmp_path):
             async with asyncio.timeout(0.5):  # waits for the lock the holder has
                 await counters.grant("k", 1, 10, minute(time.time()))
         release.join()
-        probe = await asyncio.to_thread(_write_lock, path)  # fails with "database is locked" if kept
+        probe = await asyncio.to_thread(write_lock, path)  # fails with "database is locked" if kept
         try:
             used = probe.execute("SELECT used FROM quota_counters WHERE key = 'k'").fetchone()[0]
             assert used == 1.0  # the cancelled grant was rolled back

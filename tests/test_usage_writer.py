@@ -21,7 +21,7 @@ from parley.usage.record import UsageRow
 from parley.usage.sqlite_sink import rows_per_insert, split
 from parley.usage.writer import BATCH, UsageWriter
 from tests.accounting_helpers import run_async, usage_rows
-from tests.conftest import cli_json
+from tests.conftest import cli_json, write_lock
 
 
 def _rows(n: int) -> list[UsageRow]:
@@ -127,8 +127,7 @@ async def test_a_batch_still_waiting_for_the_database_counts_as_dropped_only_if_
     engine = db.create_engine(database_url)
     writer = UsageWriter(db.sessionmaker(engine), retention_days=0)  # its thread waits up to 30 s for the lock
     monkeypatch.setattr(writer_module, "WRITE_TIMEOUT", 0.3)  # the flush waits 0.3 s for it
-    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    holder.execute("BEGIN IMMEDIATE")
+    holder = write_lock(path)
 
     def let_go() -> None:
         if late == "refused":
