@@ -97,6 +97,13 @@ class EmbeddingWorker:
             and_(MemoryChunk.embedding_status == "processing", MemoryChunk.locked_until < stamp),
         )
         async with self.sessions() as db:
+            # Most polls find nothing queued. A read first, so that such a poll takes no write
+            # lock (SQLite's one lock, which usage rows and limit counters wait for) and makes
+            # half as many calls to the database's thread. (Chunks this worker already holds, from
+            # a batch that failed half way, are taken up again at once, as they were before.)
+            ours = and_(MemoryChunk.embedding_status == "processing", MemoryChunk.lease_token == self.token)
+            if await db.scalar(select(MemoryChunk.id).where(or_(due, ours)).limit(1)) is None:
+                return []
             pick = select(MemoryChunk.id).where(due).order_by(MemoryChunk.created_at).limit(BATCH)
             if db.get_bind().dialect.name == "postgresql":
                 pick = pick.with_for_update(skip_locked=True)
@@ -112,11 +119,7 @@ class EmbeddingWorker:
                 .execution_options(synchronize_session=False)
             )
             await db.commit()
-            rows = await db.scalars(
-                select(MemoryChunk).where(
-                    MemoryChunk.lease_token == self.token, MemoryChunk.embedding_status == "processing"
-                )
-            )
+            rows = await db.scalars(select(MemoryChunk).where(ours))
             return list(rows.all())
 
     async def run_once(self) -> int:
