@@ -48,7 +48,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
@@ -57,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from profile import label, py_spy, stacks, summarize  # noqa: E402
 
 import callgrind  # noqa: E402
+import scratch  # noqa: E402
 from loadgen import Result, request_bytes, run  # noqa: E402
 from stack import running  # noqa: E402
 
@@ -107,7 +107,7 @@ def main() -> None:
         ap.error("--instructions counts each server on its own, not with --profile or --together")
     if args.instructions and not callgrind.available():
         ap.error("--instructions needs valgrind (apt-get install valgrind)")
-    work = Path(tempfile.mkdtemp(prefix="parley-bench-accounting-"))
+    work = scratch.folder("parley-bench-accounting-")
     server = None
     if args.instructions:
         # Under callgrind a server runs ~25x slower: its periodic work (the accounting sync,

@@ -25,7 +25,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import callgrind  # noqa: E402
+import scratch  # noqa: E402
 from starlette.routing import Router  # noqa: E402
 
 from parley.accounting import Accounting  # noqa: E402
@@ -146,7 +146,7 @@ async def main() -> None:
         _rerun_under_callgrind(args)
         return
     _calibrate()
-    work = Path(tempfile.mkdtemp(prefix="parley-bench-cost-"))
+    work = scratch.folder("parley-bench-cost-")
     url = f"sqlite+aiosqlite:///{work}/parley.db"
     free = _key(url)
     limited = _key(url, "--rpm", "1000000000", "--tpm", "1000000000000", "--budget-usd", "1000000")
@@ -202,7 +202,7 @@ async def main() -> None:
 def _rerun_under_callgrind(args: argparse.Namespace) -> None:
     if not callgrind.available():
         raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
-    out = Path(tempfile.mkdtemp(prefix="parley-bench-cost-callgrind-"))
+    out = scratch.folder("parley-bench-cost-callgrind-")
     inner = [sys.executable, __file__, "--rounds", str(args.rounds), "--requests", str(args.requests)]
     env = {**os.environ, "PARLEY_BENCH_CALLGRIND": str(out)}
     subprocess.run(callgrind.command(out, inner), env=env, check=True, stderr=subprocess.DEVNULL)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +19,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import scratch  # noqa: E402
 
 from parley.extract import extract_file  # noqa: E402
 
@@ -133,7 +134,7 @@ def main() -> None:
     except ImportError:
         mid = None
         print("(markitdown not installed: pip install 'markitdown[pdf,docx,pptx,xlsx,xls]==0.1.8')")
-    folder = Path(tempfile.mkdtemp(prefix="parley-extract-bench-"))
+    folder = scratch.folder("parley-extract-bench-")
     print(f"{'file':<14}{'units':>7} {'':<11}{'parley /s':>11}{'markitdown /s':>15}{'ratio':>8}")
     for path, units, unit in make_files(folder):
         ours = best_of(lambda p=path: extract_file(p))

@@ -19,7 +19,6 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -32,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 PLACES = (ROOT.parent / "shared" / "bench-data", ROOT.parents[1] / "shared" / "bench-data")
 DATA = next((p for p in PLACES if p.exists()), PLACES[0])
 
+import scratch  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 
 from parley.config import Settings  # noqa: E402
@@ -217,7 +217,7 @@ def main() -> None:
     args = ap.parse_args()
     args.sizes = [int(x) for x in args.sizes.split(",")]
     texts, questions = paragraphs(Path(args.data))
-    work = Path(tempfile.mkdtemp(prefix="parley-search-bench-"))
+    work = scratch.folder("parley-search-bench-")
     for backend in args.backends.split(","):
         if backend == "sqlite":
             url = f"sqlite+aiosqlite:///{work}/bench.db"

@@ -14,7 +14,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import scratch
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -96,7 +96,7 @@ def running(
     """``server`` replaces the `parley serve` command (a profiling wrapper, say); it gets the
     port appended and PARLEY_CONFIG in its environment. ``root``: the checkout whose `parley`
     runs (bench/ab.py compares two)."""
-    work = Path(tempfile.mkdtemp(prefix="parley-bench-"))
+    work = scratch.folder("parley-bench-")
     up_port, parley_port, floor_port = free_port(), free_port(), free_port()
     benv = {**os.environ, "PYTHONPATH": str(BENCH)}
     # A long keep-alive so no idle pooled connection is closed under a client between runs.
