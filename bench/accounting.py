@@ -1,6 +1,6 @@
 """What usage records, limits and metrics cost: Parley with them on vs. off, same run.
 
-    python bench/accounting.py [--requests 3000] [--seconds 8] [--rounds 3] [--control]
+    python bench/accounting.py [--requests 1500] [--seconds 1] [--rounds 30] [--control]
     python bench/accounting.py --profile DIR [--stream] [--seconds 10]
     python bench/accounting.py --together --only whole:64 --on usage   # one part alone
 
@@ -13,7 +13,11 @@ alternating rounds and prints p50 latency and throughput of each and the ratio o
 round of each), and the CPU time each server process spent per request (from /proc: steadier than throughput on a
 busy machine) and its ratio; then the median over the rounds of each round's on/off ratio of
 throughput and of CPU per request (the two runs of a round are close in time, so this is the
-figure a machine busy with other work moves least). The last two columns are the voluntary
+figure a machine busy with other work moves least). Rounds are short and many by default: on a
+shared VM the CPU's own speed moves, a fixed loop of Python running at 0.55x to 1.1x of its
+median speed from one 200 ms slice to the next, in steps that last seconds; two runs a second
+apart mostly see the same speed, and the median of thirty such pairs is steadier than that of
+a few long ones. The last two columns are the voluntary
 context switches of all the server's threads per request (median of the rounds): how often its threads
 wake, or wait for the GIL.
 
@@ -72,9 +76,11 @@ def _limited_key(database_url: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--requests", type=int, default=3000, help="requests per round at concurrency 1")
-    ap.add_argument("--seconds", type=float, default=8.0, help="duration of each round at concurrency 64")
-    ap.add_argument("--rounds", type=int, default=4, help="alternating rounds per mode; the best of each counts")
+    ap.add_argument("--requests", type=int, default=1500, help="requests per round at concurrency 1")
+    ap.add_argument(
+        "--seconds", type=float, help="duration of each round at concurrency 64 (1; 8 with --profile or --together)"
+    )
+    ap.add_argument("--rounds", type=int, help="alternating rounds per mode (30; 4 with --together)")
     ap.add_argument("--only", default="", help="some cases only, e.g. stream:64,whole:64 (default: all four)")
     ap.add_argument("--together", action="store_true", help="load both servers at the same time (a busy machine)")
     ap.add_argument(
@@ -101,6 +107,11 @@ def main() -> None:
     )
     ap.add_argument("--top", type=int, default=30, help="with --profile: frames listed")
     args = ap.parse_args()
+    short = args.profile is None and not args.together  # the alternating rounds: short and many
+    if args.seconds is None:
+        args.seconds = 1.0 if short else 8.0
+    if args.rounds is None:
+        args.rounds = 30 if short else 4
     if args.control and (args.profile is not None or args.together or args.instructions):
         ap.error("--control goes with the alternating rounds, not with --profile, --together or --instructions")
     if args.instructions and (args.profile is not None or args.together):
