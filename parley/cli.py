@@ -171,7 +171,9 @@ BudgetOpt = typer.Option(
 PeriodOpt = typer.Option(None, "--budget-period", help="day or month (UTC); the default is day.")
 
 
-def _limits(rpm: int | None, tpm: int | None, streams: int | None, budget: float | None, period: str | None) -> dict:
+def _limits(
+    rpm: int | None, tpm: int | None, streams: int | None, budget: float | None, period: str | None
+) -> dict[str, Any]:
     if period is not None and period not in limits.PERIODS:
         raise typer.BadParameter("--budget-period must be day or month")
     return {"rpm": rpm, "tpm": tpm, "max_streams": streams, "budget_usd": budget, "budget_period": period}
@@ -453,7 +455,9 @@ UserBudgetOpt = typer.Option(
 )
 
 
-async def _set_integration_limits(s: AsyncSession, app_id: str, changes: dict, user: dict) -> dict[str, Any]:
+async def _set_integration_limits(
+    s: AsyncSession, app_id: str, changes: dict[str, Any], user: dict[str, Any]
+) -> dict[str, Any]:
     own = await limits.set_limits(s, "integration", app_id, **changes)
     users = await limits.set_limits(s, "user", app_id, **user)
     return {"limits": limits.shown(own), "user_limits": limits.shown(users)}

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from parley.auth import v8_tokens
 from parley.auth.cache import TTLCache
 from parley.auth.sealed import ServerKey, seal, unseal
-from parley.errors import NotFound
+from parley.errors import NotFound, Unauthorized
 from parley.storage.models import Integration, Limit, iso
 
 
@@ -125,6 +125,6 @@ class TokenVerifier:
         is_admin, payload = v8_tokens.parse(authorization)
         found = await self.integration(payload["app_id"])
         if found is None:
-            raise v8_tokens.Unauthorized(v8_tokens.INVALID, code="invalid_api_key")
+            raise Unauthorized(v8_tokens.INVALID, code="invalid_api_key")
         hash_token, admin_token, row = found
         return v8_tokens.verify(is_admin, payload, admin_token if is_admin else hash_token), row

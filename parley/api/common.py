@@ -8,7 +8,7 @@ import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from parley.api.jsonresp import json_response  # noqa: F401 - re-exported for the routers
+from parley.api.jsonresp import json_response as json_response  # re-exported for the routers
 from parley.api.request_id import new_id
 from parley.api.sanitize import check_body
 from parley.core import Core, get_core

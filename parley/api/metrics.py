@@ -6,6 +6,7 @@ import asyncio
 import hmac
 
 from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
 from starlette.responses import Response
 from starlette.types import Scope
@@ -42,7 +43,7 @@ async def get_metrics(request: Request, core: CoreDep) -> Response:
     await _sample_embedding_queue(request)
     metrics.reap_dead_workers()
     body = await asyncio.to_thread(metrics.render) if metrics.MULTIPROCESS_DIR else metrics.render()
-    return Response(body, media_type=metrics.CONTENT_TYPE)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 def route_template(scope: Scope) -> str:

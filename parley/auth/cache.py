@@ -16,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from time import monotonic
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -85,14 +85,14 @@ class TTLCache(Generic[T]):
         return value
 
 
-def _log_failure(task: asyncio.Task) -> None:
+def _log_failure(task: asyncio.Task[Any]) -> None:
     # A failed refresh nobody awaits: the entry simply expires on time, and the next request
     # that needs it looks it up again (and gets the error itself if the database is still down).
     if not task.cancelled() and (exc := task.exception()) is not None:
         log.warning("background key lookup failed: %s", exc, exc_info=exc)
 
 
-def _retrieve(task: asyncio.Task) -> None:
+def _retrieve(task: asyncio.Task[Any]) -> None:
     # The waiters got the error already (or all left): keep asyncio from reporting it again.
     if not task.cancelled():
         task.exception()

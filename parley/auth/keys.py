@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -52,7 +52,7 @@ async def create_project_key(db: AsyncSession, project_id: str) -> tuple[Project
     return row, key
 
 
-async def list_keys(db: AsyncSession, table: type[GatewayKey] | type[ProjectKey]) -> list:
+async def list_keys(db: AsyncSession, table: type[GatewayKey] | type[ProjectKey]) -> list[Any]:
     return list((await db.scalars(select(table).order_by(table.created_at))).all())
 
 

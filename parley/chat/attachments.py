@@ -121,5 +121,6 @@ def user_content(text: str | None, attachments: list[dict[str, Any]] | None) -> 
         elif a["type"] == "audio":
             parts.append({"type": "input_audio", "input_audio": {"data": a["data"], "format": a["format"]}})
     if len(parts) == 1 and parts[0]["type"] == "text":
-        return parts[0]["text"]
+        only: str = parts[0]["text"]
+        return only
     return parts

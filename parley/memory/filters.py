@@ -153,7 +153,8 @@ class Dialect:
 
     def text(self, key: str) -> ColumnElement[Any]:
         if self.postgres:
-            return self.column.op("#>>", return_type=String)(self._path(key))  # text, not JSON
+            value: ColumnElement[Any] = self.column.op("#>>", return_type=String)(self._path(key))  # text, not JSON
+            return value
         return func.json_extract(self.column, self._path(key))
 
     def number(self, key: str) -> ColumnElement[Any]:

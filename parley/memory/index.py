@@ -54,7 +54,7 @@ class LoadedIndex:
             code = self.contents.get(cid)
             if code is not None:
                 chosen[code] = True
-        hit = chosen[self.content_codes]
+        hit: np.ndarray = chosen[self.content_codes]
         return hit if keep else ~hit
 
 
@@ -104,7 +104,7 @@ class IndexCache:
         rows = result.all()
         return await asyncio.to_thread(self._build, list(rows), version)
 
-    def _build(self, rows: list, version: int) -> LoadedIndex:
+    def _build(self, rows: list[Any], version: int) -> LoadedIndex:
         ids = np.array([r[0] for r in rows], dtype=object)
         contents: dict[str, int] = {}
         codes = np.array([contents.setdefault(r[1], len(contents)) for r in rows], dtype=np.int32)

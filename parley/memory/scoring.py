@@ -154,20 +154,23 @@ def gate(best: float) -> float:
 
 def hybrid_logit(dense: np.ndarray, lexical: np.ndarray, coverage: np.ndarray, best: float) -> np.ndarray:
     weight = gate(best) * np.asarray(coverage, dtype=np.float64)
-    return (1 - weight) * dense + weight * lexical
+    logit: np.ndarray = (1 - weight) * dense + weight * lexical
+    return logit
 
 
 def background_direction(vectors: np.ndarray) -> np.ndarray:
     """The mean of the background questions' unit vectors (see ``shifted``)."""
     rows = np.asarray(vectors, dtype=np.float32)
-    return (rows / np.maximum(np.linalg.norm(rows, axis=-1, keepdims=True), 1e-12)).mean(axis=0)
+    mean: np.ndarray = (rows / np.maximum(np.linalg.norm(rows, axis=-1, keepdims=True), 1e-12)).mean(axis=0)
+    return mean
 
 
 def shifted(query: np.ndarray, direction: np.ndarray | None) -> np.ndarray:
     """Unit query vector(s), less the background direction when there is one, renormalized."""
-    q = np.asarray(query, dtype=np.float32)
+    q: np.ndarray = np.asarray(query, dtype=np.float32)
     q = q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-12)
     if direction is None:
         return q
     q = q - direction
-    return q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-12)
+    q = q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-12)
+    return q

@@ -163,7 +163,8 @@ class Searcher:
         return scoring.shifted(np.asarray(result.vectors), shift)
 
     async def query_vector(self, memory: Memory, query: str) -> np.ndarray:
-        return (await self.query_vectors(memory, [query]))[0]
+        vector: np.ndarray = (await self.query_vectors(memory, [query]))[0]
+        return vector
 
     async def _allowed(
         self, db: AsyncSession, memory: Memory, index: LoadedIndex, stamp: Any, content_filter: dict[str, Any] | None
@@ -397,7 +398,8 @@ class Searcher:
         result out."""
         k = min(limit * 2 + 10, len(rank))
         top = np.argpartition(-rank, k - 1)[:k] if k < len(rank) else np.arange(len(rank))
-        return top[np.isfinite(rank[top])]
+        finite: np.ndarray = top[np.isfinite(rank[top])]
+        return finite
 
     @staticmethod
     def _mix(mask: np.ndarray, lexical: Lexical | None) -> tuple[np.ndarray, np.ndarray] | None:

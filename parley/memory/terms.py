@@ -17,6 +17,7 @@ import functools
 import logging
 import re
 from collections.abc import Iterable
+from typing import Any
 
 _KEEP = re.compile(r"[0-9A-Za-z\u00c0-\u024f\u3400-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"^[a-z\u00c0-\u024f]+$")
@@ -45,7 +46,7 @@ STOPWORDS = frozenset(_CHINESE.split() + _ENGLISH.split())
 
 
 @functools.cache
-def _jieba():  # noqa: ANN202 - the jieba module, loaded on first use (its dictionary takes a second)
+def _jieba() -> Any:  # the jieba module, loaded on first use (its dictionary takes a second)
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
@@ -54,7 +55,7 @@ def _jieba():  # noqa: ANN202 - the jieba module, loaded on first use (its dicti
 
 
 @functools.cache
-def _stemmer():  # noqa: ANN202
+def _stemmer() -> Any:
     import snowballstemmer
 
     return snowballstemmer.stemmer("english")
@@ -66,7 +67,7 @@ _JIEBA_HAN = re.compile("[\u4e00-\u9fd5]")
 
 
 @functools.cache
-def _segment():  # noqa: ANN202 - the fastest segmenter installed, as a function of a text
+def _segment() -> Any:  # the fastest segmenter installed, as a function of a text
     try:
         import rjieba
     except ImportError:
@@ -86,7 +87,8 @@ def cut_for_search(text: str) -> list[str]:
     jieba = _jieba()
     cut = _segment()
     if cut is None:
-        return jieba.lcut_for_search(text)
+        words: list[str] = jieba.lcut_for_search(text)
+        return words
     known = jieba.dt.FREQ
     out: list[str] = []
     for word in cut(text, True):

@@ -36,10 +36,11 @@ def _pick_tool(body: Body) -> dict[str, Any] | None:
     messages = body.get("messages") or []
     if not tools or choice == "none" or not messages or messages[-1].get("role") != "user":
         return None
+    chosen: dict[str, Any] = tools[0]
     if isinstance(choice, dict):
         wanted = (choice.get("function") or {}).get("name")
-        return next((t for t in tools if t["function"].get("name") == wanted), tools[0])
-    return tools[0]
+        chosen = next((t for t in tools if t["function"].get("name") == wanted), chosen)
+    return chosen
 
 
 def _tool_arguments(tool: dict[str, Any], said: str) -> str:

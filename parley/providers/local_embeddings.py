@@ -184,7 +184,8 @@ class Forward:
         slots = self.slot[flat]
         miss = slots < 0
         if not miss.any():
-            return self.rows[slots]
+            found: np.ndarray = self.rows[slots]
+            return found
         new = np.unique(flat[miss])
         computed = self._first(new)
         with self.lock:
@@ -308,7 +309,8 @@ class LocalEmbedder:
         model = self._load()
         assert self._forward is not None
         pieces = model._tokenizer.encode(inputs, out_type=int, add_bos=True, add_eos=True)
-        return self._forward.encode(pieces).tolist()
+        vectors: list[list[float]] = self._forward.encode(pieces).tolist()
+        return vectors
 
     async def embed(self, inputs: list[str]) -> Embeddings:
         parts = min(self.workers, max(1, len(inputs) // PIECE))

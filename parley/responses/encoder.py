@@ -24,7 +24,8 @@ class ResponsesEncoder:
     def _event(self, event: Body) -> bytes:
         data = {**event, "sequence_number": self._sequence}
         self._sequence += 1
-        return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+        kind: str = event["type"]
+        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
     def _events(self, events: list[Body]) -> bytes:
         return b"".join(self._event(e) for e in events)

@@ -46,7 +46,8 @@ def _sqlite_time(stamp: float) -> str:
     whole, micro = divmod(round(stamp * 1_000_000), 1_000_000)
     if _second[0] != whole:
         _second[:] = [whole, time.strftime("%Y-%m-%d %H:%M:%S.", time.gmtime(whole))]
-    return _second[1] + str(1_000_000 + micro)[1:]  # the microseconds in six digits, cheaper than a format
+    second: str = _second[1]
+    return second + str(1_000_000 + micro)[1:]  # the microseconds in six digits, cheaper than a format
 
 
 def sqlite_params(row: UsageRow) -> tuple[Any, ...]:
