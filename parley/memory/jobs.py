@@ -99,8 +99,8 @@ class EmbeddingWorker:
         async with self.sessions() as db:
             # Most polls find nothing queued. A read first, so that such a poll takes no write
             # lock (SQLite's one lock, which usage rows and limit counters wait for) and makes
-            # half as many calls to the database's thread. (Chunks this worker already holds, from
-            # a batch that failed half way, are taken up again at once, as they were before.)
+            # fewer calls to the database's thread. Chunks this worker already holds (a batch that
+            # failed half way) count as found: they are taken up again at once.
             ours = and_(MemoryChunk.embedding_status == "processing", MemoryChunk.lease_token == self.token)
             if await db.scalar(select(MemoryChunk.id).where(or_(due, ours)).limit(1)) is None:
                 return []
