@@ -119,10 +119,7 @@ class Leases:
                 return None
             if lease.full:
                 return lease.window_end - stamp
-            if lease.fetching is None:
-                self._start(key, lease, limit)
-            task = lease.fetching
-            assert task is not None
+            task = lease.fetching if lease.fetching is not None else self._start(key, lease, limit)
             lease.waiting += 1
             try:
                 await _wait(task, lease.deadline)
@@ -360,10 +357,7 @@ class Slots:
         while True:
             if self._fresh(key, pool, limit, ttl):
                 return self.spend(key)
-            if pool.fetching is None:
-                self._start(key, pool, limit, ttl)
-            task = pool.fetching
-            assert task is not None
+            task = pool.fetching if pool.fetching is not None else self._start(key, pool, limit, ttl)
             pool.waiting += 1
             try:
                 short = await _wait(task, pool.deadline)
@@ -418,12 +412,8 @@ class Slots:
             self._release(key, spare)
             pool.spare = spare = []
         lasts = time.time() + ttl - SHELF
-        stale = 0
-        while stale < len(spare) and spare[-1 - stale][1] < lasts:
-            stale += 1
-        if stale:
-            self._release(key, spare[len(spare) - stale :])
-            del spare[len(spare) - stale :]
+        while spare and spare[-1][1] < lasts:
+            self._release(key, [spare.pop()])  # (``_release`` gathers a key's slots into one call)
         return bool(spare)
 
     def _start(self, key: str, pool: _Pool, limit: int, ttl: float) -> asyncio.Task[bool]:
