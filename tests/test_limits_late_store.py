@@ -16,17 +16,10 @@ from parley.limits import quota, store
 from parley.limits.counters import DatabaseCounters, Grant, Reading, Window, minute
 from parley.limits.gate import Gate
 from tests.conftest import write_lock
+from tests.polling import until
 from tests.test_limits_local import limits_database
 
 HANG = 10.0  # seconds: a request still waiting by then waited out SQLite's busy timeout (30 s)
-
-
-async def _until(done: object, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + 30
-    while not done():  # type: ignore[operator]
-        assert loop.time() < end, f"{what} did not happen"
-        await asyncio.sleep(0.01)
 
 
 async def test_requests_are_let_through_while_the_counters_are_locked_and_the_late_grant_pays_for_them(
@@ -61,7 +54,7 @@ async def test_requests_are_let_through_while_the_counters_are_locked_and_the_la
         finally:
             holder.rollback()
             holder.close()
-        await _until(lambda: lease.fetching is None and pool.fetching is None, "the late grants landing")
+        await until(lambda: lease.fetching is None and pool.fetching is None, "the late grants to land")
         # The rpm grant counted the three requests it was asked for, and its units went to them,
         # not to later requests; the slots it was asked for are held here as spares.
         assert await counted() == (4.0, 3)
