@@ -1,5 +1,5 @@
 """Scratch folders for a benchmark run: made under the system's temporary folder, removed when
-the benchmark exits (databases, logs, callgrind files; a run of bench/search.py leaves ~1 GB)."""
+the benchmark exits (databases, logs, callgrind files, bench/search.py's PostgreSQL data)."""
 
 from __future__ import annotations
 
