@@ -65,15 +65,6 @@ from loadgen import Result, request_bytes, run  # noqa: E402
 from stack import running  # noqa: E402
 
 
-def _limited_key(database_url: str) -> str:
-    made = subprocess.run(
-        [sys.executable, "-m", "parley", "keys", "create", "--name", "limited", "--rpm", "1000000000",
-         "--tpm", "1000000000000", "--budget-usd", "1000000", "--max-streams", "1000000", "--json"],
-        env={**os.environ, "PARLEY_DATABASE_URL": database_url}, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return json.loads(made.stdout)["key"]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=1500, help="requests per round at concurrency 1")
@@ -158,11 +149,10 @@ def main() -> None:
         os.environ["PARLEY_DATABASE_URL"] = on_db
         os.environ["PARLEY_USAGE_RECORDING"] = str("usage" in parts).lower()
         os.environ["PARLEY_METRICS"] = str("metrics" in parts).lower()
-        on = stacks.enter_context(running(server=server))
-        on_key = _limited_key(on_db) if "limits" in parts else on.key
+        on = stacks.enter_context(running(server=server, limited="limits" in parts))
         os.environ.clear()
         os.environ.update(saved)
-        servers = (off.parley_port, off.parley_pid, off.key), (on.parley_port, on.parley_pid, on_key)
+        servers = (off.parley_port, off.parley_pid, off.key), (on.parley_port, on.parley_pid, on.key)
         if args.instructions:
             _instructions(*servers, args, work)
         elif args.profile is not None:

@@ -3,14 +3,17 @@ and against the floor (bench/floor_proxy.py: a bare asyncio pass-through proxy),
 
     python bench/gateway.py [--seconds 4] [--repeat 3] [--workers 1] [--burst 1000] [--no-vendors]
 
-Starts the instant upstream, the floor proxy and `parley serve` as separate processes. For whole
-and streamed (10 chunks) completions at concurrency 1, 64 and 256 it prints latency p50/p99 and
-throughput of each path, the latency the floor and Parley add over direct, Parley's added
-latency as a multiple of the floor's, Parley's p99/p50, and the CPU time the floor's and
-Parley's processes spend per request (steadier than latency on a shared machine). Each figure is the median of
-``--repeat`` runs, the three paths measured in turn within each, so machine noise (other
-processes on the same cores) hits them alike. Then a burst: ``--burst`` streams (50 chunks,
-20 ms apart) opened at once on each path: time to first token and Parley's peak RSS.
+Starts the instant upstream, the floor proxy and `parley serve` as separate processes. Parley runs
+as it is configured out of the box, usage recording and metrics on, and its key has an rpm, tpm,
+concurrent-stream limit and daily budget (high enough never to refuse): every request pays for
+admission and accounting. bench/accounting.py measures the same gateway with all of that off beside
+it on, in the same run. For whole and streamed (10 chunks) completions at concurrency 1, 64 and 256
+it prints latency p50/p99 and throughput of each path, the latency the floor and Parley add over
+direct, Parley's added latency as a multiple of the floor's, Parley's p99/p50, and the CPU time the
+floor's and Parley's processes spend per request (steadier than latency on a shared machine). Each
+figure is the median of ``--repeat`` runs, the three paths measured in turn within each, so machine
+noise (other processes on the same cores) hits them alike. Then a burst: ``--burst`` streams (50
+chunks, 20 ms apart) opened at once on each path: time to first token and Parley's peak RSS.
 
 With ``--vendors`` (the default), streamed at concurrency 1 and 64: Parley's Anthropic egress (an
 OpenAI client on a model whose provider is Anthropic's Messages API) and Anthropic ingress (a
@@ -347,7 +350,7 @@ def main() -> None:
     ap.add_argument("--only", choices=("table", "vendors", "chunks", "burst"), help="run one section only")
     args = ap.parse_args()
     header(args)
-    with running(workers=args.workers) as stack:
+    with running(workers=args.workers, limited=True) as stack:
         if args.only in (None, "table"):
             fixed_concurrency(stack, args)
         if args.vendors and args.only in (None, "vendors"):
