@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -22,11 +22,29 @@ def wait_for(check: Callable[[], T], what: str, seconds: float = 30.0) -> T:
         time.sleep(0.05)
 
 
-async def until(check: Callable[[], object], what: str, seconds: float = 30.0) -> None:
-    """In a test's event loop: yield to it until ``check()`` is truthy."""
+async def until(
+    check: Callable[[], object],
+    what: str,
+    seconds: float = 30.0,
+    step: Callable[[], Awaitable[object]] | None = None,
+) -> None:
+    """In a test's event loop: yield to it until ``check()`` is truthy. ``step``, when given,
+    is awaited between looks: what the test does to make the condition come true."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     while not check():
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
+        if step is not None:
+            await step()
+        await asyncio.sleep(0.01)
+
+
+async def until_equal(read: Callable[[], Awaitable[T]], expected: T, seconds: float = 30.0) -> None:
+    """In a test's event loop: await ``read()`` until it gives ``expected``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (value := await read()) != expected:
+        if loop.time() > deadline:
+            raise AssertionError(f"still {value!r}, not {expected!r}")
         await asyncio.sleep(0.01)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import yaml
 
 from tests.conftest import cli, cli_json
+from tests.polling import wait_for
 from tests.v8_helpers import V8
 
 
@@ -41,10 +40,11 @@ def test_ingest_reports_the_servers_embedding_when_the_server_claimed_the_chunks
     assert done.returncode == 0 and "1 created" in done.stdout, done.stderr
     # The server's worker claims the chunk (and the slow model keeps it busy): nothing is left
     # for the CLI's own worker to take.
-    deadline = time.monotonic() + 60
-    while not (chunks := chunks_of(admin, memory_id)) or chunks[0]["embedding_status"] == "pending":
-        assert time.monotonic() < deadline, chunks
-        time.sleep(0.02)
+    wait_for(
+        lambda: (chunks := chunks_of(admin, memory_id)) and chunks[0]["embedding_status"] != "pending",
+        "the server's worker to claim the chunk",
+        60,
+    )
     done = cli(parley.database_url, "memories", "ingest", memory_id, str(folder), "--config", str(config))
     assert done.returncode == 0, done.stderr
     assert "1 unchanged" in done.stdout

@@ -18,6 +18,7 @@ import pytest
 from parley.app import create_app
 from tests.conftest import cli_json, fresh_database
 from tests.conftest import test_settings as settings_for
+from tests.polling import wait_for
 from tests.servers import ThreadedServer
 from tests.v8_helpers import V8
 
@@ -72,13 +73,6 @@ class Client:
                 time.sleep(0.05)  # as a client honouring Retry-After would, only sooner
 
 
-def wait_for(condition: Any, what: str, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def test_postgres_outage_under_load(own_postgres, upstream, caplog):
     database_url = fresh_database(own_postgres.get_uri())
     settings = settings_for(
@@ -117,14 +111,14 @@ def test_postgres_outage_under_load(own_postgres, upstream, caplog):
         for t in threads:
             t.start()
         try:
-            wait_for(lambda: all(c.ok_count() >= 2 for c in clients), "turns before the outage")
+            wait_for(lambda: all(c.ok_count() >= 2 for c in clients), "turns before the outage", 90)
             stop(own_postgres)
             before = {c.name: len(c.results) for c in clients}
             time.sleep(OUTAGE)  # the outage itself: clients keep sending all along
             during = {c.name: len(c.results) - before[c.name] for c in clients}
             start(own_postgres)
             recovered = {c.name: c.ok_count() for c in clients}
-            wait_for(lambda: all(c.ok_count() >= recovered[c.name] + 3 for c in clients), "turns after the restart")
+            wait_for(lambda: all(c.ok_count() >= recovered[c.name] + 3 for c in clients), "turns after the restart", 90)
         finally:
             halt.set()
             for t in threads:

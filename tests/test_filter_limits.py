@@ -4,13 +4,12 @@ under a time limit. On SQLite and PostgreSQL, through POST …/contents-filter a
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from parley.app import create_app
 from tests.conftest import cli_json
 from tests.conftest import test_settings as settings_for
+from tests.polling import wait_for
 from tests.servers import ThreadedServer
 from tests.v8_helpers import V8
 
@@ -42,15 +41,13 @@ def kb(parley):
 
 def wait_embedded(admin: V8, memory_id: str) -> None:
     """Until every content's chunks are searchable, so searches really run their filters."""
-    deadline = time.monotonic() + 60
     contents = admin.http.get(f"/memories/{memory_id}/contents").json()
-    for content in contents:
-        while True:
-            chunks = admin.http.get(f"/memories/{memory_id}/contents/{content['id']}/chunks").json()
-            if chunks and all(c["embedding_status"] == "completed" for c in chunks):
-                break
-            assert time.monotonic() < deadline, chunks
-            time.sleep(0.05)
+
+    def embedded(content_id: str) -> bool:
+        chunks = admin.http.get(f"/memories/{memory_id}/contents/{content_id}/chunks").json()
+        return bool(chunks) and all(c["embedding_status"] == "completed" for c in chunks)
+
+    wait_for(lambda: all(embedded(c["id"]) for c in contents), "every content's chunks embedded", 60)
 
 
 def keys(kb, body) -> list[str]:

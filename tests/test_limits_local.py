@@ -22,6 +22,7 @@ from parley.limits.gate import Gate, Refused
 from parley.limits.quota import Leases
 from parley.storage.db import create_engine, sessionmaker
 from parley.storage.models import Base
+from tests.polling import until, until_equal
 
 T = TypeVar("T")
 
@@ -195,7 +196,7 @@ async def test_limits_already_read_answer_at_once_and_are_read_again_in_the_back
         # at once, while the background read fails.
         switch.down = True
         opened = switch.opened
-        await _poll(lambda: switch.opened > opened, lambda: gate.scopes(caller))
+        await until(lambda: switch.opened > opened, "a background read of the limits", step=lambda: gate.scopes(caller))
         again, waited = await waits(gate.scopes(caller))
         assert not waited and [s.limits.rpm for s in again] == [5]
 
@@ -209,24 +210,7 @@ async def test_limits_already_read_answer_at_once_and_are_read_again_in_the_back
             assert not waited
             return [s.limits.rpm for s in scopes]
 
-        await _poll_value(seen, [7])
+        await until_equal(seen, [7])
     finally:
         await gate.drain()
         await engine.dispose()
-
-
-async def _poll(done: Any, step: Any, deadline: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while not done():
-        assert loop.time() < end, "the condition did not come true"
-        await step()
-        await asyncio.sleep(0.01)
-
-
-async def _poll_value(read: Any, expected: Any, deadline: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while (value := await read()) != expected:
-        assert loop.time() < end, f"still {value!r}, not {expected!r}"
-        await asyncio.sleep(0.01)

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.conftest import cli_json
+from tests.polling import wait_for
 from tests.v8_helpers import V8
 
 FORBIDDEN = {"error": "unauthorized"}
@@ -47,13 +48,11 @@ def add(admin: V8, memory_id: str, **body) -> dict:
 
 
 def wait_embedded(admin: V8, memory_id: str, content_id: str, status: str = "completed", timeout: float = 60) -> list:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def done() -> list | None:
         chunks = admin.http.get(f"/memories/{memory_id}/contents/{content_id}/chunks").json()
-        if chunks and all(c["embedding_status"] == status for c in chunks):
-            return chunks
-        time.sleep(0.1)
-    raise AssertionError(f"chunks not {status}: {chunks}")
+        return chunks if chunks and all(c["embedding_status"] == status for c in chunks) else None
+
+    return wait_for(done, f"every chunk {status}", timeout)
 
 
 def last_chat(parley) -> dict:
@@ -386,10 +385,13 @@ def test_a_restart_mid_embedding_resumes_the_work(parley, tmp_path):
         admin = V8(first.url, app, admin=True)
         mid = make_memory(admin, embedding_model="slow-embed")["id"]
         cid = add(admin, mid, content="survives a restart [slow]")["content_id"]
-        deadline = time.monotonic() + 10
-        while admin.http.get(f"/memories/{mid}/contents/{cid}/chunks").json()[0]["embedding_status"] != "processing":
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_for(
+            lambda: (
+                admin.http.get(f"/memories/{mid}/contents/{cid}/chunks").json()[0]["embedding_status"] == "processing"
+            ),
+            "the chunk taken up",
+            10,
+        )
     # The server stopped mid-embedding: the chunk is left "processing" under a lease.
     with ThreadedServer(create_app(settings)) as second:
         admin = V8(second.url, app, admin=True)

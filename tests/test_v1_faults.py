@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from tests.conftest import cli, cli_json
+from tests.polling import wait_for
 
 
 def post(parley, body, **kw):
@@ -202,9 +203,7 @@ def test_client_disconnect_cancels_the_upstream_at_once(parley):
         got += sock.recv(65536)
     sock.close()
     closed_at = time.monotonic()
-    deadline = closed_at + 5
-    while time.monotonic() < deadline and not any(e["model"] == "endless" for e in rec.stream_ends[before:]):
-        time.sleep(0.01)
+    wait_for(lambda: any(e["model"] == "endless" for e in rec.stream_ends[before:]), "the upstream stream's end", 5)
     ends = [e for e in rec.stream_ends[before:] if e["model"] == "endless"]
     assert ends and ends[0]["reason"] == "cancelled"
     assert ends[0]["at"] - closed_at < 1.0  # the upstream heard of it within a second, not at stream end

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ import openai
 
 from parley.app import create_app
 from tests.conftest import SILENCE_TIMEOUTS, cli_json, test_settings
+from tests.polling import wait_for
 from tests.servers import ThreadedServer
 
 # Generous for the doubles' models that answer, so a loaded machine never turns a slow answer
@@ -105,8 +105,5 @@ def leave_mid_stream(stack: Stack, model: str) -> list[str]:
             for line in r.iter_lines():
                 if '"content":"3 "' in line:
                     break
-    deadline = time.monotonic() + 20
-    while not any(e["model"] == model for e in stack.rec.stream_ends):
-        assert time.monotonic() < deadline, "the vendor stream was never closed"
-        time.sleep(0.05)
+    wait_for(lambda: any(e["model"] == model for e in stack.rec.stream_ends), "the vendor stream closed", 20)
     return [e["reason"] for e in stack.rec.stream_ends if e["model"] == model]
