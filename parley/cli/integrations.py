@@ -52,9 +52,8 @@ def integrations_create(
     """Create an integration; prints its app_id and both secrets (keep them: tokens are signed with them)."""
     key = server_key(common.settings_of(config))
     changes = common.limit_changes(rpm, tpm, max_streams, budget_usd, budget_period)
-    user = common.limit_changes(
-        user_rpm, user_tpm, user_max_streams, user_budget_usd, budget_period
-    )  # one period for both
+    # One budget period for both.
+    user = common.limit_changes(user_rpm, user_tpm, user_max_streams, user_budget_usd, budget_period)
 
     async def work(s: AsyncSession) -> tuple[Integration, str, str, dict[str, Any]]:
         limits.check(changes)  # before anything is made
@@ -86,9 +85,8 @@ def integrations_update(
 ) -> None:
     """Change an integration's name, default models or limits; prints it as JSON."""
     changes = common.limit_changes(rpm, tpm, max_streams, budget_usd, budget_period)
-    user = common.limit_changes(
-        user_rpm, user_tpm, user_max_streams, user_budget_usd, budget_period
-    )  # one period for both
+    # One budget period for both.
+    user = common.limit_changes(user_rpm, user_tpm, user_max_streams, user_budget_usd, budget_period)
 
     async def work(s: AsyncSession) -> dict[str, Any]:
         await integrations.get(s, app_id)
