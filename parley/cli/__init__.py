@@ -15,7 +15,8 @@ from parley import serving
 from parley.auth import v8_tokens
 from parley.auth.sealed import server_key
 from parley.cli import integrations, keys, memories, projects
-from parley.cli.common import ConfigOpt, database_label, emit, run_db, settings_of
+from parley.cli.common import ConfigOpt, database_label, emit, run_db
+from parley.config import load_settings
 from parley.errors import ParleyError
 from parley.integrations import get as get_integration
 from parley.integrations import secrets_of
@@ -42,7 +43,7 @@ def serve(
 
     if config:
         os.environ["PARLEY_CONFIG"] = os.path.abspath(config)
-    settings = settings_of(config)
+    settings = load_settings(config)
     setup_logging(settings.log_level)
     logging.getLogger("parley").info(
         "using database", extra={"fields": {"database": database_label(settings.database_url)}}
@@ -110,7 +111,7 @@ def token(
     """Print a ready v8 token: ek- (user) or ak- (admin), signed as docs/protocol.md describes."""
     import time
 
-    key = server_key(settings_of(config))
+    key = server_key(load_settings(config))
     row = run_db(config, lambda s: get_integration(s, app_id))
     hash_token, admin_token = secrets_of(key, row)
     secret = admin_token if admin else hash_token

@@ -23,10 +23,6 @@ T = TypeVar("T")
 ConfigOpt = typer.Option(None, "--config", "-c", envvar="PARLEY_CONFIG", help="YAML config file.")
 
 
-def settings_of(config: str | None) -> Settings:
-    return load_settings(config)
-
-
 def database_label(url: str) -> str:
     """The database URL with its password masked, and a SQLite file's absolute path."""
     parsed = make_url(url)
@@ -52,7 +48,7 @@ def run_db(config: str | None, work: Callable[[AsyncSession], Awaitable[T]]) -> 
 
     A ParleyError (unknown id, bad value) is printed and exits with status 1.
     """
-    settings = settings_of(config)
+    settings = load_settings(config)
     say_database(config, settings)
 
     async def main() -> T:

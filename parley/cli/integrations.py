@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley import integrations
 from parley.auth.sealed import server_key
 from parley.cli import common
+from parley.config import load_settings
 from parley.limits import store as limits
 from parley.storage.models import Integration
 
@@ -50,7 +51,7 @@ def integrations_create(
     config: str | None = common.ConfigOpt,
 ) -> None:
     """Create an integration; prints its app_id and both secrets (keep them: tokens are signed with them)."""
-    key = server_key(common.settings_of(config))
+    key = server_key(load_settings(config))
     changes = common.limit_changes(rpm, tpm, max_streams, budget_usd, budget_period)
     # One budget period for both.
     user = common.limit_changes(user_rpm, user_tpm, user_max_streams, user_budget_usd, budget_period)
@@ -135,7 +136,7 @@ def integrations_show(
     config: str | None = common.ConfigOpt,
 ) -> None:
     """Show one integration as JSON."""
-    key = server_key(common.settings_of(config))
+    key = server_key(load_settings(config))
 
     async def work(s: AsyncSession) -> tuple[Integration, limits.Limits, limits.Limits]:
         row = await integrations.get(s, app_id)
@@ -157,7 +158,7 @@ def integrations_rotate(
     """Replace an integration's secret(s); tokens signed with the old ones stop working."""
     if which not in ("hash_token", "admin_token", "both"):
         raise typer.BadParameter("--which must be hash_token, admin_token or both")
-    key = server_key(common.settings_of(config))
+    key = server_key(load_settings(config))
     common.emit(
         {"app_id": app_id, **common.run_db(config, lambda s: integrations.rotate(s, key, app_id, which))}, True, ""
     )

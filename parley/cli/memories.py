@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley import integrations
 from parley.cli import common
-from parley.config import Settings
+from parley.config import Settings, load_settings
 from parley.errors import ParleyError
 from parley.storage import db
 
@@ -32,7 +32,7 @@ def memories_create(
     from parley.memory.store import create_memory, memory_dict
     from parley.storage.models import Memory
 
-    settings = common.settings_of(config)
+    settings = load_settings(config)
 
     async def work(s: AsyncSession) -> Memory:
         integration = await integrations.get(s, app_id)
@@ -107,7 +107,7 @@ def memories_ingest(
     from parley.memory.ingest import files_under, ingest_file, supported
     from parley.storage.models import Memory
 
-    settings = common.settings_of(config)
+    settings = load_settings(config)
     try:
         files = [p for p in files_under(paths) if supported(p)]
     except FileNotFoundError as exc:
@@ -155,7 +155,7 @@ def memories_calibrate(
     from parley.providers.routing import Router
     from parley.storage.models import Memory
 
-    settings = common.settings_of(config)
+    settings = load_settings(config)
 
     async def work(s: AsyncSession) -> dict[str, Any]:
         memory = await s.get(Memory, memory_id)
