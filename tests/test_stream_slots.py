@@ -124,9 +124,8 @@ async def test_near_the_limit_two_processes_hold_exactly_the_limit():
     assert await a.take(KEY, 5, TTL) is None
 
 
-async def test_spares_nobody_takes_go_back_at_the_next_sync():
-    counter = SharedCounter()
-    slots = Slots(counter)
+async def ended_streams_leave_spares(slots: Slots, counter: SharedCounter) -> int:
+    """Ten streams far from the limit, ended: the spares held here for the next ones."""
     streams = [await slots.take(KEY, 10_000, TTL) for _ in range(10)]
     for slot in streams:
         assert slot is not None
@@ -134,10 +133,28 @@ async def test_spares_nobody_takes_go_back_at_the_next_sync():
     await settled()
     spare = len(counter.slots[KEY])
     assert spare >= 10  # the ended streams' slots are still held here
-    slots.sweep()  # streams took spares since the last sweep: they are kept
-    await settled()
+    return spare
+
+
+async def test_spares_are_kept_through_a_pause_between_bursts():
+    counter = SharedCounter()
+    slots = Slots(counter)  # spares go back after IDLE (10) seconds with none taken
+    spare = await ended_streams_leave_spares(slots, counter)
+    for _ in range(3):  # syncs during a pause: none taken, yet not idle for long
+        slots.sweep()
+        await settled()
     assert len(counter.slots[KEY]) == spare
-    slots.sweep()  # none taken since: all go back
+    calls = counter.slot_calls
+    assert await slots.take(KEY, 10_000, TTL) is not None  # the next burst needs no round trip
+    assert counter.slot_calls == calls
+
+
+async def test_spares_nobody_takes_for_a_while_go_back():
+    counter = SharedCounter()
+    slots = Slots(counter, idle=0.05)
+    await ended_streams_leave_spares(slots, counter)
+    await asyncio.sleep(0.1)
+    slots.sweep()  # none taken for longer than ``idle``: all go back
     await settled()
     assert counter.slots[KEY] == set()
     # The next stream asks the store again.

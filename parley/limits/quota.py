@@ -10,10 +10,11 @@ requests that find the lease empty wait for one grant together.
 ``Slots`` (concurrent streams): slots are leased the same way. A stream takes a slot this
 process holds; when it ends the slot stays here for the next stream while this process holds
 fewer spares than 1/``SPREAD`` of the headroom it last saw, ``MAX_SPARE`` at most (none near
-the limit, where every slot goes straight back, so the shared count is exact there). Spares
-nobody took since the last sync go back, and so does a slot granted ``SHELF`` seconds ago or
-more: a slot lapses in the shared store at a fixed time, and the stream that takes it must end
-well before.
+the limit, where every slot goes straight back, so the shared count is exact there). Spares go
+back once nobody took one for ``IDLE`` seconds: traffic that pauses between bursts finds them
+still here, and a process holds no more than 1/``SPREAD`` of the headroom idle, for that long.
+A slot granted ``SHELF`` seconds ago or more goes back too: a slot lapses in the shared store at
+a fixed time, and the stream that takes it must end well before.
 
 ``Meters`` (tokens per minute, spend per day or month): what a request used is only known when
 it ends, so it is added locally and flushed to the shared counter with the usage batch; the
@@ -49,6 +50,7 @@ log = logging.getLogger("parley.limits")
 SPREAD = 64
 MAX_SPARE = 256  # stream slots one process keeps unused, however far from the limit (each is a row)
 SHELF = 30.0  # seconds after its grant a slot stops being handed out: it still outlives a stream by 30 s
+IDLE = 10.0  # seconds without a spare taken, after which a process's spare stream slots go back
 TIMEOUT = 5.0  # seconds a request waits for a shared counter; then it is let through (and it is logged)
 
 
@@ -313,14 +315,15 @@ class _Pool:
     limit: int = 0  # the limit at the last grant
     ttl: float = 0.0  # the slots' time to live at the last grant
     waiting: int = 0
-    taken: bool = False  # a spare was taken since the last sweep
+    taken_at: float = 0.0  # monotonic: when a spare was last taken
     fetching: asyncio.Task[bool] | None = None  # True: the grant gave fewer than asked (the limit)
     deadline: float = 0.0  # until when streams wait for ``fetching``
 
 
 class Slots:
-    def __init__(self, counters: Counters) -> None:
+    def __init__(self, counters: Counters, idle: float = IDLE) -> None:
         self._counters = counters
+        self._idle = idle
         self._pools: dict[str, _Pool] = {}
         self._returning: dict[str, list[str]] = {}  # slot ids on their way back, by key
         self._releasing: dict[str, asyncio.Task[None]] = {}  # the one task giving back a key's slots
@@ -335,7 +338,7 @@ class Slots:
         """The slot ``holds`` found."""
         pool = self._pools[key]
         slot = pool.spare.pop()
-        pool.taken = True
+        pool.taken_at = time.monotonic()
         pool.out += 1
         if (
             len(pool.spare) * 4 < pool.keep
@@ -378,14 +381,13 @@ class Slots:
         self._release(key, [slot])
 
     def sweep(self) -> None:
-        """At every sync: spares nobody took since the last sweep go back, and so do spares
-        past their shelf life; pools with nothing left are forgotten."""
-        stamp = time.time()
+        """At every sync: the spares of a pool nobody took one from for ``idle`` seconds go back,
+        and so do spares past their shelf life; pools with nothing left are forgotten."""
+        stamp, mono = time.time(), time.monotonic()
         for key, pool in list(self._pools.items()):
             if pool.fetching is not None or pool.waiting:
                 continue
-            if pool.taken:
-                pool.taken = False
+            if mono - pool.taken_at < self._idle:
                 lasts = stamp + pool.ttl - SHELF
                 stale = [slot for slot in pool.spare if slot[1] < lasts]
                 pool.spare = [slot for slot in pool.spare if slot[1] >= lasts]
