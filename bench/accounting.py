@@ -35,8 +35,9 @@ With ``--instructions`` both servers run under valgrind's callgrind (bench/callg
 prints the instructions each executes per request, on all its threads, in each case (a warm-up
 of ``--requests`` requests, then ``--requests`` counted): a count the machine's load barely moves,
 where CPU time moves by as much as is being measured. Under callgrind a server runs ~25x slower,
-so the intervals of its periodic work, and the spare stream slots' shelf life, are stretched
-25x (``SLOWDOWN``) for both servers: that work then weighs per request about as at full speed.
+so the intervals of its periodic work, and the spare stream slots' shelf life and idle time,
+are stretched 25x (``SLOWDOWN``) for both servers: that work then weighs per request about as
+at full speed.
 
 With ``--profile DIR`` it instead drives each server in turn at concurrency 64 while py-spy
 samples it, keeps both folded-stack files in DIR (off.txt, on.txt) and prints the top frames
@@ -115,14 +116,15 @@ def main() -> None:
         # Under callgrind a server runs ~25x slower: its periodic work (the accounting sync,
         # key and limit refreshes, the embedding queue's poll) would weigh 25x more per
         # request than at full speed. Their intervals are stretched as much, for both servers,
-        # and so are the spare stream slots' shelf life and the slack a slot has past its stream:
+        # and so are the spare stream slots' shelf life, the idle time after which they go back,
+        # and the slack a slot has past its stream:
         # constants, set before the server starts (the server itself, not `parley serve`, which
         # starts it in a fresh interpreter; the database is migrated by `parley keys create`).
         for name, seconds in _INTERVALS.items():
             os.environ[name] = str(seconds * SLOWDOWN)
         stretched = (
             "import sys, parley.accounting as a, parley.limits.quota as q; "
-            f"q.SHELF *= {SLOWDOWN}; a.STREAM_SLACK *= {SLOWDOWN}; "
+            f"q.SHELF *= {SLOWDOWN}; q.IDLE *= {SLOWDOWN}; a.STREAM_SLACK *= {SLOWDOWN}; "
             "from parley.serving import main; main(['127.0.0.1', sys.argv[1], '1'])"
         )
         server = callgrind.command(work, [sys.executable, "-c", stretched])
