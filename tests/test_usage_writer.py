@@ -18,7 +18,7 @@ from parley.storage import db
 from parley.usage import store
 from parley.usage import writer as writer_module
 from parley.usage.record import UsageRow
-from parley.usage.sqlite_sink import rows_per_insert, split
+from parley.usage.sqlite_sink import SqliteSink, rows_per_insert, split
 from parley.usage.writer import BATCH, UsageWriter
 from tests.accounting_helpers import run_async, usage_rows
 from tests.conftest import cli_json, write_lock
@@ -117,6 +117,15 @@ def test_a_batch_is_split_into_few_statement_shapes():
     assert [v for _, part in chunks for v in part] == values
     assert all(len(part) == size * 3 for size, part in chunks)
     assert split([], 3, 256) == []
+
+
+def test_the_writer_thread_syncs_the_file_as_the_server_does(tmp_path):
+    sink = SqliteSink(str(tmp_path / "u.db"), "t", ("a",), 1.0)
+    conn = sink._connect()
+    try:
+        assert conn.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL, not the default FULL (2)
+    finally:
+        conn.close()
 
 
 @pytest.mark.parametrize("late", ["written", "refused"])
