@@ -3,6 +3,7 @@
     python bench/accounting.py [--requests 1500] [--seconds 1] [--rounds 30] [--control]
     python bench/accounting.py --profile DIR [--stream] [--seconds 10]
     python bench/accounting.py --together --only whole:64 --on usage   # one part alone
+    python bench/accounting.py --control --limits rpm   # the key with one limit, not four
 
 Starts two stacks from bench/stack.py (each: the instant upstream and `parley serve`, one
 worker, SQLite): one with usage recording and metrics off and an unlimited key, one with
@@ -24,6 +25,10 @@ wake, or wait for the GIL.
 ``--control`` starts a third server, a twin of "off", and measures it in the same rounds: its
 ratio to "off" (an A/A pair) is how far the machine alone moves the figures in this very run,
 printed beside the on/off ratios of every round.
+
+``--limits`` names the limits the "on" server's key has, of ``rpm``, ``tpm``, ``budget`` and
+``streams`` (all four by default): a key with requests per minute alone is the common case, and
+each further limit adds its own bookkeeping to every request.
 
 ``--on`` turns on only some of the three parts in the "on" server (usage, metrics, limits), to
 weigh each alone against the same "off" server. ``--on ""`` turns none on: the two servers are
@@ -63,7 +68,7 @@ from profile import label, py_spy, stacks, summarize  # noqa: E402
 import callgrind  # noqa: E402
 import scratch  # noqa: E402
 from loadgen import Result, request_bytes, run  # noqa: E402
-from stack import running  # noqa: E402
+from stack import LIMITS, running  # noqa: E402
 
 
 def main() -> None:
@@ -80,6 +85,11 @@ def main() -> None:
         default="usage,metrics,limits",
         help="what the 'on' server has on, to weigh each part alone: e.g. --on metrics (default: all three; "
         "'' for none: an A/A run, the machine's noise)",
+    )
+    ap.add_argument(
+        "--limits",
+        default=",".join(LIMITS),
+        help=f"the limits the 'on' server's key has (default: all of {', '.join(LIMITS)}; e.g. --limits rpm)",
     )
     ap.add_argument(
         "--control",
@@ -151,7 +161,10 @@ def main() -> None:
         os.environ["PARLEY_DATABASE_URL"] = on_db
         os.environ["PARLEY_USAGE_RECORDING"] = str("usage" in parts).lower()
         os.environ["PARLEY_METRICS"] = str("metrics" in parts).lower()
-        on = stacks.enter_context(running(server=server, limited="limits" in parts))
+        limits = [name.strip() for name in args.limits.split(",") if name.strip()]
+        if set(limits) - set(LIMITS):
+            ap.error(f"--limits takes {', '.join(LIMITS)}")
+        on = stacks.enter_context(running(server=server, limited=limits if "limits" in parts else False))
         os.environ.clear()
         os.environ.update(saved)
         servers = (off.parley_port, off.parley_pid, off.key), (on.parley_port, on.parley_pid, on.key)

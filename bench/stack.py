@@ -86,8 +86,19 @@ def worker_pids(pid: int) -> list[int]:
     return kids or [pid]
 
 
-# A key's limits that never refuse in a benchmark (`parley keys create` flags).
-LIMITS = ("--rpm", "1000000000", "--tpm", "1000000000000", "--budget-usd", "1000000", "--max-streams", "1000000")
+# A key's limits that never refuse in a benchmark (`parley keys create` flags), by name.
+LIMIT_FLAGS = {
+    "rpm": ("--rpm", "1000000000"),
+    "tpm": ("--tpm", "1000000000000"),
+    "budget": ("--budget-usd", "1000000"),
+    "streams": ("--max-streams", "1000000"),
+}
+LIMITS = tuple(LIMIT_FLAGS)
+
+
+def limit_flags(limited: bool | Sequence[str]) -> list[str]:
+    names = LIMITS if limited is True else limited or ()
+    return [flag for name in names for flag in LIMIT_FLAGS[name]]
 
 
 @contextmanager
@@ -96,13 +107,13 @@ def running(
     server: Sequence[str] | None = None,
     env: dict[str, str] | None = None,
     root: Path = ROOT,
-    limited: bool = False,
+    limited: bool | Sequence[str] = False,
 ) -> Iterator[Stack]:
     """``server`` replaces the `parley serve` command (a profiling wrapper, say); it gets the
     port appended and PARLEY_CONFIG in its environment. ``root``: the checkout whose `parley`
     runs (bench/ab.py compares two). ``limited``: the key has an rpm, tpm, concurrent-stream
-    limit and daily budget, each high enough never to refuse, so every request goes through the
-    whole admission and accounting."""
+    limit and daily budget (or the ones of ``LIMIT_FLAGS`` named), each high enough never to
+    refuse, so every request goes through the whole admission and accounting."""
     work = scratch.folder("parley-bench-")
     up_port, parley_port, floor_port = free_port(), free_port(), free_port()
     benv = {**os.environ, "PYTHONPATH": str(BENCH)}
@@ -132,7 +143,7 @@ def running(
     }))  # fmt: skip
     penv = {**os.environ, **(env or {}), "PARLEY_CONFIG": str(config)}
     made = subprocess.run([sys.executable, "-m", "parley", "keys", "create", "--name", "bench", "--json",
-                           *(LIMITS if limited else ())], env=penv, capture_output=True, text=True, check=True,
+                           *limit_flags(limited)], env=penv, capture_output=True, text=True, check=True,
                           cwd=root)  # fmt: skip
     command = list(server or [sys.executable, "-m", "parley", "serve", "--workers", str(workers), "--port"])
     # Its log goes to a file: a load generator that stops mid-request makes it log each one.
