@@ -120,6 +120,12 @@ def main() -> None:
         ap.error("--instructions counts each server on its own, not with --profile or --together")
     if args.instructions and not callgrind.available():
         ap.error("--instructions needs valgrind (apt-get install valgrind)")
+    parts = {p.strip() for p in args.on.split(",") if p.strip()}
+    if parts - {"usage", "metrics", "limits"}:
+        ap.error("--on takes usage, metrics and limits")
+    limits = [name.strip() for name in args.limits.split(",") if name.strip()]
+    if set(limits) - set(LIMITS):
+        ap.error(f"--limits takes {', '.join(LIMITS)}")
     work = scratch.folder("parley-bench-accounting-")
     server = None
     if args.instructions:
@@ -154,16 +160,10 @@ def main() -> None:
             control = (twin.parley_port, twin.parley_pid, twin.key)
         os.environ.clear()
         os.environ.update(saved)
-        parts = {p.strip() for p in args.on.split(",") if p.strip()}
-        if parts - {"usage", "metrics", "limits"}:
-            ap.error("--on takes usage, metrics and limits")
         on_db = f"sqlite+aiosqlite:///{work}/on.db"
         os.environ["PARLEY_DATABASE_URL"] = on_db
         os.environ["PARLEY_USAGE_RECORDING"] = str("usage" in parts).lower()
         os.environ["PARLEY_METRICS"] = str("metrics" in parts).lower()
-        limits = [name.strip() for name in args.limits.split(",") if name.strip()]
-        if set(limits) - set(LIMITS):
-            ap.error(f"--limits takes {', '.join(LIMITS)}")
         on = stacks.enter_context(running(server=server, limited=limits if "limits" in parts else False))
         os.environ.clear()
         os.environ.update(saved)
