@@ -282,17 +282,18 @@ def test_search_bad_bodies(filled, reader):
     assert reader.http.post(url, json={"query": "x", "limit": 0}).status_code == 400
 
 
-def test_updated_content_keeps_answering_until_new_chunks_are_ready(admin, reader):
+def test_updated_content_keeps_answering_until_new_chunks_are_ready(admin, reader, parley):
     mid = make_memory(admin, embedding_model="slow-embed")["id"]
     cid = add(admin, mid, content="old text", key="doc")["content_id"]
     wait_embedded(admin, mid, cid)
-    add(admin, mid, content="brand new [slow] text", key="doc")
-    time.sleep(0.3)
-    chunks = admin.http.get(f"/memories/{mid}/contents/{cid}/chunks").json()
-    assert chunks[0]["content"] == "brand new [slow] text"
-    assert chunks[0]["embedding_status"] in ("pending", "processing")
-    during = search(reader, mid, query="anything", min_similarity=0.0)
-    assert [h["content"] for h in during] == ["old text"]  # the old chunks still answer
+    with parley.upstream.rec.holding_slow_embeds():
+        add(admin, mid, content="brand new [slow] text", key="doc")
+        time.sleep(0.3)
+        chunks = admin.http.get(f"/memories/{mid}/contents/{cid}/chunks").json()
+        assert chunks[0]["content"] == "brand new [slow] text"
+        assert chunks[0]["embedding_status"] in ("pending", "processing")
+        during = search(reader, mid, query="anything", min_similarity=0.0)
+        assert [h["content"] for h in during] == ["old text"]  # the old chunks still answer
     wait_embedded(admin, mid, cid)
     after = search(reader, mid, query="anything", min_similarity=0.0)
     assert [h["content"] for h in after] == ["brand new [slow] text"]  # swapped in one step
@@ -305,12 +306,13 @@ def test_embedding_errors_are_retried_then_kept(admin):
     assert "embedding backend down" in chunks[0]["embedding_error"]
 
 
-def test_content_create_returns_before_embedding(admin):
+def test_content_create_returns_before_embedding(admin, parley):
     mid = make_memory(admin, embedding_model="slow-embed")["id"]
-    started = time.monotonic()
-    cid = add(admin, mid, content="queued [slow], not embedded on the request path")["content_id"]
-    assert time.monotonic() - started < 1.0
-    assert admin.http.get(f"/memories/{mid}/contents/{cid}/chunks").json()[0]["embedding_status"] != "completed"
+    with parley.upstream.rec.holding_slow_embeds():
+        cid = add(admin, mid, content="queued [slow], not embedded on the request path")["content_id"]
+        status = admin.http.get(f"/memories/{mid}/contents/{cid}/chunks").json()[0]["embedding_status"]
+    assert status in ("pending", "processing")
+    wait_embedded(admin, mid, cid)
 
 
 # --- retrieval in chat ------------------------------------------------------------------------
@@ -380,7 +382,7 @@ def test_a_restart_mid_embedding_resumes_the_work(parley, tmp_path):
         query = parley.database_url.split("?", 1)[1]
         url = fresh_database(f"{pg}?{query}")
     settings = test_settings(url, parley.upstream.url)
-    with ThreadedServer(create_app(settings)) as first:
+    with parley.upstream.rec.holding_slow_embeds(), ThreadedServer(create_app(settings)) as first:
         app = cli_json(url, "integrations", "create", "--name", "restart", "--json")
         admin = V8(first.url, app, admin=True)
         mid = make_memory(admin, embedding_model="slow-embed")["id"]

@@ -7,7 +7,10 @@ when each of its streams ended and why, so tests can see that Parley really canc
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -29,6 +32,18 @@ class Recorder:
         self.headers: list[dict[str, str]] = []
         self.stream_ends: list[dict[str, Any]] = []
         self.embed_delay = 1.2  # seconds the slow-embed model takes on a batch with a [slow] text
+        self.slow_let_go = threading.Event()  # cleared while a test holds slow-embed's batches
+        self.slow_let_go.set()
+
+    @contextmanager
+    def holding_slow_embeds(self) -> Iterator[None]:
+        """Within the block slow-embed answers no batch with a [slow] text, however long it
+        lasts, so a test can look at the state "while embedding" on a machine of any speed."""
+        self.slow_let_go.clear()
+        try:
+            yield
+        finally:
+            self.slow_let_go.set()
 
     def last(self) -> dict[str, Any]:
         return self.requests[-1]
@@ -157,6 +172,8 @@ def build(rec: Recorder) -> Starlette:
             return Response(orjson.dumps({"error": {"message": "embedding backend down"}}), 500)
         if body["model"] == "slow-embed" and "[slow]" in str(body["input"]):
             await asyncio.sleep(rec.embed_delay)  # only texts marked [slow]: queries stay quick
+            if not rec.slow_let_go.is_set():
+                await asyncio.to_thread(rec.slow_let_go.wait, 120)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         data = [
             {"object": "embedding", "index": i, "embedding": [float(len(t)), 1.0, 0.0]} for i, t in enumerate(inputs)
