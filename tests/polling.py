@@ -10,15 +10,16 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(check: Callable[[], T], what: str, seconds: float = 30.0) -> T:
-    """Poll until ``check()`` returns something truthy; its value is returned."""
+def wait_for(check: Callable[[], T], what: str, seconds: float = 30.0, seen: Callable[[], object] | None = None) -> T:
+    """Poll until ``check()`` returns something truthy; its value is returned. ``seen``, when
+    given, tells what the last look found, for the message of a test that timed out."""
     deadline = time.monotonic() + seconds
     while True:
         value = check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what}" + (f"; last seen: {seen()!r}" if seen else ""))
         time.sleep(0.05)
 
 

@@ -44,6 +44,7 @@ def test_ingest_reports_the_servers_embedding_when_the_server_claimed_the_chunks
         lambda: (chunks := chunks_of(admin, memory_id)) and chunks[0]["embedding_status"] != "pending",
         "the server's worker to claim the chunk",
         60,
+        seen=lambda: chunks_of(admin, memory_id),
     )
     done = cli(parley.database_url, "memories", "ingest", memory_id, str(folder), "--config", str(config))
     assert done.returncode == 0, done.stderr

@@ -48,11 +48,13 @@ def add(admin: V8, memory_id: str, **body) -> dict:
 
 
 def wait_embedded(admin: V8, memory_id: str, content_id: str, status: str = "completed", timeout: float = 60) -> list:
+    last: list = []
+
     def done() -> list | None:
-        chunks = admin.http.get(f"/memories/{memory_id}/contents/{content_id}/chunks").json()
+        last[:] = chunks = admin.http.get(f"/memories/{memory_id}/contents/{content_id}/chunks").json()
         return chunks if chunks and all(c["embedding_status"] == status for c in chunks) else None
 
-    return wait_for(done, f"every chunk {status}", timeout)
+    return wait_for(done, f"every chunk {status}", timeout, seen=lambda: last)
 
 
 def last_chat(parley) -> dict:

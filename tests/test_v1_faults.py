@@ -203,10 +203,17 @@ def test_client_disconnect_cancels_the_upstream_at_once(parley):
         got += sock.recv(65536)
     sock.close()
     closed_at = time.monotonic()
-    wait_for(lambda: any(e["model"] == "endless" for e in rec.stream_ends[before:]), "the upstream stream's end", 5)
+    wait_for(
+        lambda: any(e["model"] == "endless" for e in rec.stream_ends[before:]),
+        "the upstream stream's end",
+        30,
+        seen=lambda: rec.stream_ends[before:],
+    )
     ends = [e for e in rec.stream_ends[before:] if e["model"] == "endless"]
     assert ends and ends[0]["reason"] == "cancelled"
-    assert ends[0]["at"] - closed_at < 1.0  # the upstream heard of it within a second, not at stream end
+    # The upstream heard of it at once, not when its stream would have ended (after 500 s); the
+    # bound is wide so that a busy machine never fails it.
+    assert ends[0]["at"] - closed_at < 5
 
 
 def test_server_keeps_serving_after_faults(parley):
