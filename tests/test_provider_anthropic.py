@@ -1,4 +1,7 @@
-"""`type: anthropic` providers: Parley's /v1/chat/completions in front of an Anthropic double.
+"""`type: anthropic` providers: Parley's /v1/chat/completions in front of an Anthropic double:
+text and system prompts, request parameters, images and files, stop reasons, thinking and its
+usage, response_format. Tool calls are in test_provider_anthropic_tools.py, the vendor's errors
+and faults in test_provider_anthropic_errors.py.
 
 Each test checks what the client gets (official openai SDK and raw HTTP, whole and streamed)
 and what the double received: the exact Messages API request Parley translated.
@@ -6,57 +9,15 @@ and what the double received: the exact Messages API request Parley translated.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import httpx
-import openai
 import pytest
 
-from tests.anthropic_double import API_KEY, SIGNATURE, TOOL_USES, Recorder, build
-from tests.vendor_stack import Stack, deltas, error_of, finish_reasons, leave_mid_stream, text_of, vendor_stack
+from tests.anthropic_double import API_KEY, SIGNATURE, TOOL_USES
+from tests.anthropic_helpers import TOOLS, claude_stack
+from tests.vendor_stack import Stack, deltas, error_of, finish_reasons, text_of, user
 
-MODELS = [
-    "claude-text",
-    "claude-tools",
-    "claude-thinking",
-    "claude-max-tokens",
-    "claude-stop-sequence",
-    "claude-refusal",
-    "claude-400",
-    "claude-401",
-    "claude-403",
-    "claude-404",
-    "claude-429",
-    "claude-500",
-    "claude-529",
-    "claude-midstream",
-    "claude-hang",
-    "claude-endless",
-    "claude-split",
-    "claude-drop",
-]
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Weather at a place",
-            "parameters": {
-                "type": "object",
-                "properties": {"location": {"type": "string"}, "unit": {"enum": ["celsius", "fahrenheit"]}},
-                "required": ["location"],
-            },
-        },
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "get_time",
-            "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}},
-        },
-    },
-]
 USAGE = {
     "prompt_tokens": 12,
     "completion_tokens": 17,
@@ -68,16 +29,8 @@ USAGE = {
 
 @pytest.fixture(scope="module")
 def claude(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    rec = Recorder()
-    provider = {"name": "claude", "type": "anthropic", "api_key": API_KEY}
-    models = [{"name": "sonnet", "provider": "claude", "upstream_model": "claude-text"}]
-    models += [{"name": m, "provider": "claude"} for m in MODELS]
-    with vendor_stack(tmp_path_factory.mktemp("anthropic"), build(rec), rec, provider, models) as stack:
+    with claude_stack(tmp_path_factory) as stack:
         yield stack
-
-
-def user(text: str) -> list[dict]:
-    return [{"role": "user", "content": text}]
 
 
 # ---------------------------------------------------------------- plain text, system prompt
@@ -177,158 +130,6 @@ def test_temperature_above_anthropics_range_is_capped(claude: Stack) -> None:
     r = claude.post({"model": "sonnet", "messages": user("x"), "temperature": 1.7})
     assert r.status_code == 200
     assert claude.rec.last()["temperature"] == 1.0
-
-
-# ---------------------------------------------------------------- tools
-
-
-def _tool_request(**extra: object) -> dict:
-    return {"model": "claude-tools", "messages": user("Weather and time in SF?"), "tools": TOOLS, **extra}
-
-
-def test_tool_round_trip_whole(claude: Stack) -> None:
-    client = claude.openai()
-    first = client.chat.completions.create(**_tool_request())
-    choice = first.choices[0]
-    assert choice.finish_reason == "tool_calls"
-    assert choice.message.content == "Let me check both."
-    calls = choice.message.tool_calls
-    assert [(c.id, c.function.name, json.loads(c.function.arguments)) for c in calls] == [
-        (i, n, a) for i, n, a in TOOL_USES
-    ]
-    sent = claude.rec.last()
-    assert sent["tools"] == [
-        {
-            "name": "get_weather",
-            "description": "Weather at a place",
-            "input_schema": TOOLS[0]["function"]["parameters"],
-        },
-        {"name": "get_time", "input_schema": TOOLS[1]["function"]["parameters"]},
-    ]
-    assert "tool_choice" not in sent
-
-    history = [
-        *user("Weather and time in SF?"),
-        choice.message.model_dump(exclude_none=True),
-        {"role": "tool", "tool_call_id": calls[0].id, "content": "18°C, fog"},
-        {"role": "tool", "tool_call_id": calls[1].id, "content": [{"type": "text", "text": "09:30"}]},
-    ]
-    second = client.chat.completions.create(model="claude-tools", messages=history, tools=TOOLS)
-    assert second.choices[0].finish_reason == "stop"
-    assert second.choices[0].message.content == f"results: {calls[0].id}=18°C, fog {calls[1].id}=09:30"
-    assert claude.rec.last()["messages"] == [
-        {"role": "user", "content": [{"type": "text", "text": "Weather and time in SF?"}]},
-        {
-            "role": "assistant",
-            "content": [
-                {"type": "text", "text": "Let me check both."},
-                *({"type": "tool_use", "id": i, "name": n, "input": a} for i, n, a in TOOL_USES),
-            ],
-        },
-        {
-            "role": "user",  # both results in one user turn, as Anthropic wants them
-            "content": [
-                {"type": "tool_result", "tool_use_id": calls[0].id, "content": "18°C, fog"},
-                {"type": "tool_result", "tool_use_id": calls[1].id, "content": [{"type": "text", "text": "09:30"}]},
-            ],
-        },
-    ]
-
-
-def test_tool_calls_stream_as_openai_deltas(claude: Stack) -> None:
-    r, events = claude.stream_events(_tool_request())
-    assert r.status_code == 200
-    calls = [d["tool_calls"] for d in deltas(events) if d.get("tool_calls")]
-    assert all(len(c) == 1 for c in calls)
-    pieces = [c[0] for c in calls]
-    heads = [p for p in pieces if "id" in p]
-    assert heads == [
-        {"index": n, "id": i, "type": "function", "function": {"name": name, "arguments": ""}}
-        for n, (i, name, _) in enumerate(TOOL_USES)
-    ]
-    for n, (_, _, args) in enumerate(TOOL_USES):
-        mine = [p for p in pieces if p["index"] == n and "id" not in p]
-        assert len(mine) > 2 and all(
-            set(p) == {"index", "function"} and set(p["function"]) == {"arguments"} for p in mine
-        )
-        assert json.loads("".join(p["function"]["arguments"] for p in mine)) == args
-    assert text_of(events) == "Let me check both."
-    assert finish_reasons(events) == ["tool_calls"]
-
-
-def test_sdk_stream_tool_round_trip(claude: Stack) -> None:
-    client = claude.openai()
-    calls: dict[int, dict] = {}
-    for chunk in client.chat.completions.create(**_tool_request(), stream=True):
-        for part in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
-            call = calls.setdefault(part.index, {"id": "", "name": "", "arguments": ""})
-            call["id"] += part.id or ""
-            call["name"] += (part.function.name or "") if part.function else ""
-            call["arguments"] += (part.function.arguments or "") if part.function else ""
-    assert [(c["id"], c["name"], json.loads(c["arguments"])) for _, c in sorted(calls.items())] == list(
-        map(tuple, TOOL_USES)
-    )
-    history = [
-        *user("Weather and time in SF?"),
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-                for _, c in sorted(calls.items())
-            ],
-        },
-        *({"role": "tool", "tool_call_id": c["id"], "content": f"ok {n}"} for n, c in sorted(calls.items())),
-    ]
-    text = "".join(
-        c.choices[0].delta.content or ""
-        for c in client.chat.completions.create(model="claude-tools", messages=history, tools=TOOLS, stream=True)
-        if c.choices
-    )
-    assert text == f"results: {TOOL_USES[0][0]}=ok 0 {TOOL_USES[1][0]}=ok 1"
-
-
-@pytest.mark.parametrize(
-    ("choice", "parallel", "expected"),
-    [
-        ("auto", None, {"type": "auto"}),
-        ("none", None, {"type": "none"}),
-        ("required", None, {"type": "any"}),
-        ({"type": "function", "function": {"name": "get_time"}}, None, {"type": "tool", "name": "get_time"}),
-        ("required", False, {"type": "any", "disable_parallel_tool_use": True}),
-        (None, False, {"type": "auto", "disable_parallel_tool_use": True}),
-    ],
-)
-def test_tool_choice(claude: Stack, choice: object, parallel: object, expected: dict) -> None:
-    body = _tool_request()
-    if choice is not None:
-        body["tool_choice"] = choice
-    if parallel is not None:
-        body["parallel_tool_calls"] = parallel
-    r = claude.post(body)
-    assert r.status_code == 200, r.text
-    assert claude.rec.last()["tool_choice"] == expected
-
-
-def test_tool_arguments_that_are_not_an_object_go_back_wrapped(claude: Stack) -> None:
-    history = [
-        *user("x"),
-        {
-            "role": "assistant",
-            "tool_calls": [
-                {"id": "t1", "type": "function", "function": {"name": "get_time", "arguments": "{oops"}},
-                {"id": "t2", "type": "function", "function": {"name": "get_time", "arguments": "[1]"}},
-            ],
-        },
-        {"role": "tool", "tool_call_id": "t1", "content": "bad arguments"},
-        {"role": "tool", "tool_call_id": "t2", "content": "bad arguments"},
-    ]
-    r = claude.post({"model": "claude-tools", "messages": history, "tools": TOOLS})
-    assert r.status_code == 200, r.text
-    assert [b["input"] for b in claude.rec.last()["messages"][1]["content"]] == [
-        {"_raw_arguments": "{oops"},
-        {"value": [1]},
-    ]
 
 
 def test_n_above_one_is_refused_before_the_vendor(claude: Stack) -> None:
@@ -474,103 +275,7 @@ def test_response_format(claude: Stack) -> None:
     assert claude.rec.last()["system"] == "S\n\nRespond with one valid JSON object and nothing else."
 
 
-# ---------------------------------------------------------------- errors
-
-
-def test_vendor_400_passes_its_message_as_a_400(claude: Stack) -> None:
-    r = claude.post({"model": "claude-400", "messages": user("x")})
-    assert r.status_code == 400
-    assert error_of(r) == {
-        "message": "messages.0.content: text content blocks must be non-empty",
-        "type": "invalid_request_error",
-        "param": None,
-        "code": None,
-    }
-
-
-@pytest.mark.parametrize("model", ["claude-401", "claude-403", "claude-404"])
-def test_vendor_refusing_parley_is_a_502_naming_nothing_internal(claude: Stack, model: str) -> None:
-    for stream in (False, True):
-        r = claude.post({"model": model, "messages": user("x"), "stream": stream})
-        assert r.status_code == 502
-        err = error_of(r)
-        assert err["type"] == "upstream_error" and err["code"] == "upstream_error"
-        assert model not in err["message"] and "x-api-key" not in err["message"] and "claude" not in err["message"]
-
-
-def test_rate_limit_passes_retry_after(claude: Stack) -> None:
-    for stream in (False, True):
-        r = claude.post({"model": "claude-429", "messages": user("x"), "stream": stream})
-        assert r.status_code == 429
-        assert r.headers["retry-after"] == "7"
-        assert error_of(r)["code"] == "rate_limit_exceeded"
-
-
-def test_overloaded_is_a_503_the_sdk_would_retry(claude: Stack) -> None:
-    r = claude.post({"model": "claude-529", "messages": user("x")})
-    assert r.status_code == 503
-    assert error_of(r) == {
-        "message": "The model provider is overloaded: Overloaded",
-        "type": "upstream_error",
-        "param": None,
-        "code": "upstream_overloaded",
-    }
-    with pytest.raises(openai.InternalServerError) as caught:
-        claude.openai().chat.completions.create(model="claude-529", messages=user("x"))
-    assert caught.value.status_code == 503
-
-
-def test_vendor_500_is_a_502(claude: Stack) -> None:
-    r = claude.post({"model": "claude-500", "messages": user("x")})
-    assert r.status_code == 502
-    assert error_of(r)["message"] == "The model provider failed (HTTP 500): Internal server error"
-
-
-def test_hanging_vendor_is_a_504(claude: Stack) -> None:
-    r = claude.post({"model": "claude-hang", "messages": user("x")})
-    assert r.status_code == 504
-    assert error_of(r)["type"] == "timeout_error"
-
-
-def test_error_event_mid_stream_ends_the_stream_with_an_error_event(claude: Stack) -> None:
-    r, events = claude.stream_events({"model": "claude-midstream", "messages": user("x")})
-    assert r.status_code == 200
-    assert text_of(events) == "echo: x"
-    assert events[-1] == {
-        "error": {
-            "message": "The model provider is overloaded: Overloaded",
-            "type": "upstream_error",
-            "param": None,
-            "code": "upstream_overloaded",
-        }
-    }
-    assert "[DONE]" not in events
-
-
-def test_connection_dropped_mid_stream_ends_the_stream_with_an_error_event(claude: Stack) -> None:
-    r, events = claude.stream_events({"model": "claude-drop", "messages": user("x")})
-    assert r.status_code == 200
-    assert text_of(events) == "echo: x"
-    error = events[-1]["error"]
-    assert error["message"] == "Upstream provider 'claude' dropped the connection mid-stream"
-    assert (error["type"], error["code"]) == ("upstream_error", "upstream_error")
-    assert "[DONE]" not in events
-
-
-def test_client_leaving_mid_stream_closes_the_vendor_stream(claude: Stack) -> None:
-    assert leave_mid_stream(claude, "claude-endless") == ["cancelled"]
-
-
-def test_wrong_key_is_a_502(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """The vendor answers 401 to the key Parley holds: the caller sees a configuration fault."""
-    rec = Recorder()
-    provider = {"name": "claude", "type": "anthropic", "api_key": "sk-ant-wrong"}
-    with vendor_stack(
-        tmp_path_factory.mktemp("a-key"), build(rec), rec, provider, [{"name": "claude-text", "provider": "claude"}]
-    ) as stack:
-        r = stack.post({"model": "claude-text", "messages": user("x")})
-        assert r.status_code == 502 and "sk-ant-wrong" not in r.text
-        assert rec.headers[-1]["x-api-key"] == "sk-ant-wrong"
+# ---------------------------------------------------------------- raw HTTP, and the double itself
 
 
 def test_raw_http_sees_the_same_as_the_sdk(claude: Stack) -> None:

@@ -1,4 +1,7 @@
-"""`type: gemini` providers: Parley's /v1 in front of a Gemini API double.
+"""`type: gemini` providers: Parley's /v1 in front of a Gemini API double: text and system
+prompts, generation settings, images, stop reasons, thinking and usage, response_format, and
+embeddings. Tool calls are in test_provider_gemini_tools.py, the vendor's errors and faults in
+test_provider_gemini_errors.py.
 
 Each test checks what the client gets (official openai SDK and raw HTTP, whole and streamed)
 and what the double received: the exact generateContent request Parley translated.
@@ -12,95 +15,21 @@ server, and check it was asked for the right URL and limit.
 from __future__ import annotations
 
 import base64
-import json
-import re
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 
 from parley.providers import media
-from parley.wire.gemini import SKIP_SIGNATURE, tool_call_id
-from tests.gemini_double import API_KEY, CALLS, PIXEL, SIGNATURE, Recorder, build
-from tests.vendor_stack import Stack, deltas, error_of, finish_reasons, leave_mid_stream, text_of, vendor_stack
-
-MODELS = [
-    "gemini-text",
-    "gemini-tools",
-    "gemini-thinking",
-    "gemini-max-tokens",
-    "gemini-safety",
-    "gemini-recitation",
-    "gemini-blocked",
-    "gemini-400",
-    "gemini-badkey",
-    "gemini-403",
-    "gemini-404",
-    "gemini-429",
-    "gemini-500",
-    "gemini-503",
-    "gemini-midstream",
-    "gemini-hang",
-    "gemini-endless",
-]
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Weather at a place",
-            "parameters": {
-                "type": "object",
-                "properties": {"location": {"type": "string"}, "unit": {"enum": ["celsius", "fahrenheit"]}},
-                "required": ["location"],
-                "additionalProperties": False,
-            },
-            "strict": True,
-        },
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "get_time",
-            "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}},
-        },
-    },
-]
-DECLARATIONS = [
-    {
-        "name": "get_weather",
-        "description": "Weather at a place",
-        "parameters": {
-            "type": "OBJECT",
-            "properties": {
-                "location": {"type": "STRING"},
-                "unit": {"type": "STRING", "enum": ["celsius", "fahrenheit"]},
-            },
-            "required": ["location"],
-        },
-    },
-    {"name": "get_time", "parameters": {"type": "OBJECT", "properties": {"timezone": {"type": "STRING"}}}},
-]
-IDS = [tool_call_id(name, n, args) for n, (name, args) in enumerate(CALLS)]
+from tests.gemini_double import API_KEY, CALLS, PIXEL
+from tests.gemini_helpers import gemini_stack
+from tests.vendor_stack import Stack, deltas, error_of, finish_reasons, text_of, user
 
 
 @pytest.fixture(scope="module")
 def gemini(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    rec = Recorder()
-    provider = {"name": "google", "type": "gemini", "api_key": API_KEY}
-    models = [{"name": "flash", "provider": "google", "upstream_model": "gemini-text"}]
-    models += [{"name": m, "provider": "google"} for m in MODELS]
-    models += [
-        {"name": "gemini-embed", "provider": "google", "kind": "embedding"},
-        {"name": "gemini-embed-fail", "provider": "google", "kind": "embedding"},
-    ]
-    with vendor_stack(tmp_path_factory.mktemp("gemini"), build(rec), rec, provider, models) as stack:
+    with gemini_stack(tmp_path_factory) as stack:
         yield stack
-
-
-def user(text: str) -> list[dict]:
-    return [{"role": "user", "content": text}]
 
 
 def usage(prompt: int, completion: int, cached: int = 0, reasoning: int = 0, total: int | None = None) -> dict:
@@ -193,206 +122,6 @@ def test_raw_stream_is_openai_shaped(gemini: Stack) -> None:
     # Each Gemini chunk became its own OpenAI chunk, as it arrived.
     assert [d["content"] for d in deltas(chunks)[1:] if d.get("content")] == ["echo: ", "Hi the", "re"]
     assert finish_reasons(chunks) == ["stop"]
-
-
-# ---------------------------------------------------------------- tools
-
-
-def _tool_request(**extra: Any) -> dict:
-    return {"model": "gemini-tools", "messages": user("Weather and time in SF?"), "tools": TOOLS, **extra}
-
-
-def test_tool_round_trip_whole(gemini: Stack) -> None:
-    client = gemini.openai()
-    first = client.chat.completions.create(**_tool_request())
-    choice = first.choices[0]
-    assert choice.finish_reason == "tool_calls"
-    assert choice.message.content == "Let me check both."
-    calls = choice.message.model_dump()["tool_calls"]
-    assert [(c["id"], c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls] == [
-        (IDS[0], *CALLS[0]),
-        (IDS[1], *CALLS[1]),
-    ]
-    assert all(re.fullmatch(r"call_[0-9a-f]{24}", c["id"]) for c in calls)
-    assert calls[0]["extra_content"] == {"google": {"thought_signature": SIGNATURE}}
-    assert "extra_content" not in calls[1]
-    assert gemini.rec.last()["body"]["tools"] == [{"functionDeclarations": DECLARATIONS}]
-
-    history = [
-        *user("Weather and time in SF?"),
-        choice.message.model_dump(exclude_none=True),
-        {"role": "tool", "tool_call_id": calls[1]["id"], "content": "09:30"},  # answered out of order
-        {"role": "tool", "tool_call_id": calls[0]["id"], "content": '{"temp": 18}'},
-    ]
-    second = client.chat.completions.create(model="gemini-tools", messages=history, tools=TOOLS)
-    assert second.choices[0].finish_reason == "stop"
-    assert (
-        second.choices[0].message.content == 'results: get_time={"output":"09:30"} get_weather={"output":{"temp":18}}'
-    )
-    assert gemini.rec.last()["body"]["contents"] == [
-        {"role": "user", "parts": [{"text": "Weather and time in SF?"}]},
-        {
-            "role": "model",
-            "parts": [
-                {"text": "Let me check both."},
-                {"functionCall": {"name": "get_weather", "args": CALLS[0][1]}, "thoughtSignature": SIGNATURE},
-                {"functionCall": {"name": "get_time", "args": CALLS[1][1]}},
-            ],
-        },
-        {
-            "role": "user",  # both results in one turn, each named by the call it answers
-            "parts": [
-                {"functionResponse": {"name": "get_time", "response": {"output": "09:30"}}},
-                {"functionResponse": {"name": "get_weather", "response": {"output": {"temp": 18}}}},
-            ],
-        },
-    ]
-
-
-def test_tool_calls_stream_whole_per_call_with_stable_ids(gemini: Stack) -> None:
-    r, events = gemini.stream_events(_tool_request())
-    assert r.status_code == 200
-    pieces = [d["tool_calls"] for d in deltas(events) if d.get("tool_calls")]
-    assert pieces == [
-        [
-            {
-                "index": 0,
-                "id": IDS[0],
-                "type": "function",
-                "function": {
-                    "name": "get_weather",
-                    "arguments": json.dumps(CALLS[0][1], ensure_ascii=False, separators=(",", ":")),
-                },
-                "extra_content": {"google": {"thought_signature": SIGNATURE}},
-            }
-        ],
-        [
-            {
-                "index": 1,
-                "id": IDS[1],
-                "type": "function",
-                "function": {"name": "get_time", "arguments": json.dumps(CALLS[1][1], separators=(",", ":"))},
-            }
-        ],
-    ]
-    assert text_of(events) == "Let me check both."
-    assert finish_reasons(events) == ["tool_calls"]
-
-
-def test_sdk_stream_tool_round_trip(gemini: Stack) -> None:
-    client = gemini.openai()
-    calls: dict[int, dict] = {}
-    for chunk in client.chat.completions.create(**_tool_request(), stream=True):
-        for part in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
-            call = calls.setdefault(part.index, {"id": "", "name": "", "arguments": ""})
-            call["id"] += part.id or ""
-            call["name"] += part.function.name or ""
-            call["arguments"] += part.function.arguments or ""
-    assert [c["id"] for _, c in sorted(calls.items())] == IDS
-    history = [
-        *user("Weather and time in SF?"),
-        {
-            "role": "assistant",
-            "tool_calls": [
-                {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-                for _, c in sorted(calls.items())
-            ],
-        },
-        *({"role": "tool", "tool_call_id": c["id"], "content": f"ok {n}"} for n, c in sorted(calls.items())),
-    ]
-    stream = client.chat.completions.create(model="gemini-tools", messages=history, tools=TOOLS, stream=True)
-    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-    assert text == 'results: get_weather={"output":"ok 0"} get_time={"output":"ok 1"}'
-    # This client dropped the signature: the first call carries Google's placeholder instead.
-    model_turn = gemini.rec.last()["body"]["contents"][1]
-    assert [p.get("thoughtSignature") for p in model_turn["parts"]] == [SKIP_SIGNATURE, None]
-
-
-@pytest.mark.parametrize(
-    ("choice", "expected"),
-    [
-        ("auto", {"functionCallingConfig": {"mode": "AUTO"}}),
-        ("none", {"functionCallingConfig": {"mode": "NONE"}}),
-        ("required", {"functionCallingConfig": {"mode": "ANY"}}),
-        (
-            {"type": "function", "function": {"name": "get_time"}},
-            {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_time"]}},
-        ),
-        (None, None),
-    ],
-)
-def test_tool_choice(gemini: Stack, choice: Any, expected: Any) -> None:
-    body = _tool_request()
-    if choice is not None:
-        body["tool_choice"] = choice
-    assert gemini.post(body).status_code == 200
-    assert gemini.rec.last()["body"].get("toolConfig") == expected
-
-
-def test_tool_schemas_are_rewritten_to_what_gemini_accepts(gemini: Stack) -> None:
-    schema = {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "type": "object",
-        "properties": {
-            "when": {"type": "string", "format": "date-time", "default": "now", "examples": ["2024-01-01T00:00:00Z"]},
-            "where": {"$ref": "#/$defs/Place"},
-            "tags": {"type": ["array", "null"], "items": {"type": "string", "format": "hostname"}},
-            "mode": {"anyOf": [{"type": "string", "enum": ["fast", "slow"]}, {"type": "null"}]},
-            "level": {"type": "integer", "enum": [1, 2, 3]},
-            "kind": {"const": "trip"},
-        },
-        "required": ["when", "where", "ghost"],
-        "additionalProperties": False,
-        "$defs": {
-            "Place": {
-                "type": "object",
-                "properties": {"city": {"type": "string"}, "near": {"$ref": "#/$defs/Place"}},
-                "required": ["city"],
-                "additionalProperties": False,
-            }
-        },
-    }
-    tool = {"type": "function", "function": {"name": "plan", "parameters": schema, "strict": True}}
-    assert gemini.post({"model": "flash", "messages": user("x"), "tools": [tool]}).status_code == 200
-    assert gemini.rec.last()["body"]["tools"] == [
-        {
-            "functionDeclarations": [
-                {
-                    "name": "plan",
-                    "parameters": {
-                        "type": "OBJECT",
-                        "properties": {
-                            "when": {"type": "STRING", "format": "date-time"},
-                            "where": {
-                                "type": "OBJECT",
-                                "properties": {"city": {"type": "STRING"}, "near": {"type": "OBJECT"}},
-                                "required": ["city"],
-                            },
-                            "tags": {"type": "ARRAY", "nullable": True, "items": {"type": "STRING"}},
-                            "mode": {"type": "STRING", "enum": ["fast", "slow"], "nullable": True},
-                            "level": {"type": "INTEGER", "description": "One of: 1, 2, 3."},
-                            "kind": {"type": "STRING", "enum": ["trip"]},
-                        },
-                        "required": ["when", "where"],
-                    },
-                }
-            ]
-        }
-    ]
-
-
-def test_tool_result_for_an_unknown_call_is_a_400_and_nothing_is_sent(gemini: Stack) -> None:
-    before = len(gemini.rec.requests)
-    history = [*user("x"), {"role": "tool", "tool_call_id": "call_nowhere", "content": "1"}]
-    r = gemini.post({"model": "gemini-tools", "messages": history, "tools": TOOLS})
-    assert r.status_code == 400
-    assert error_of(r) == {
-        "message": "'messages[1].tool_call_id' does not match a tool call of an earlier assistant message.",
-        "type": "invalid_request_error",
-        "param": "messages[1].tool_call_id",
-        "code": None,
-    }
-    assert len(gemini.rec.requests) == before
 
 
 # ---------------------------------------------------------------- images
@@ -525,74 +254,6 @@ def test_response_format_json_schema(gemini: Stack) -> None:
         "responseMimeType": "application/json",
         "responseSchema": {"type": "OBJECT", "properties": {"a": {"type": "STRING"}}, "required": ["a"]},
     }
-
-
-# ---------------------------------------------------------------- errors
-
-
-def test_vendor_400_passes_its_message_as_a_400(gemini: Stack) -> None:
-    r = gemini.post({"model": "gemini-400", "messages": user("x")})
-    assert r.status_code == 400
-    assert error_of(r) == {
-        "message": "* GenerateContentRequest.contents: contents is not specified",
-        "type": "invalid_request_error",
-        "param": None,
-        "code": None,
-    }
-
-
-@pytest.mark.parametrize("model", ["gemini-badkey", "gemini-403", "gemini-404"])
-def test_vendor_refusing_parley_is_a_502_naming_nothing_internal(gemini: Stack, model: str) -> None:
-    for stream in (False, True):
-        r = gemini.post({"model": model, "messages": user("x"), "stream": stream})
-        assert r.status_code == 502
-        err = error_of(r)
-        assert err["type"] == "upstream_error"
-        assert "gemini" not in err["message"] and "API key" not in err["message"]
-
-
-def test_rate_limit_passes_googles_retry_delay_as_retry_after(gemini: Stack) -> None:
-    for stream in (False, True):
-        r = gemini.post({"model": "gemini-429", "messages": user("x"), "stream": stream})
-        assert r.status_code == 429
-        assert r.headers["retry-after"] == "37"
-        assert error_of(r)["code"] == "rate_limit_exceeded"
-
-
-@pytest.mark.parametrize(
-    ("model", "message"),
-    [
-        ("gemini-500", "The model provider failed (HTTP 500): An internal error has occurred."),
-        ("gemini-503", "The model provider failed (HTTP 503): The model is overloaded. Please try again later."),
-    ],
-)
-def test_vendor_5xx_is_a_502(gemini: Stack, model: str, message: str) -> None:
-    r = gemini.post({"model": model, "messages": user("x")})
-    assert r.status_code == 502
-    assert error_of(r)["message"] == message
-
-
-def test_hanging_vendor_is_a_504(gemini: Stack) -> None:
-    r = gemini.post({"model": "gemini-hang", "messages": user("x")})
-    assert r.status_code == 504
-
-
-def test_error_mid_stream_ends_the_stream_with_an_error_event(gemini: Stack) -> None:
-    r, events = gemini.stream_events({"model": "gemini-midstream", "messages": user("x")})
-    assert r.status_code == 200
-    assert text_of(events) == "echo: "
-    assert events[-1] == {
-        "error": {
-            "message": "The model provider failed (HTTP 500): An internal error has occurred.",
-            "type": "upstream_error",
-            "param": None,
-            "code": "upstream_error",
-        }
-    }
-
-
-def test_client_leaving_mid_stream_closes_the_vendor_stream(gemini: Stack) -> None:
-    assert leave_mid_stream(gemini, "gemini-endless") == ["cancelled"]
 
 
 # ---------------------------------------------------------------- embeddings

@@ -1,7 +1,8 @@
 """/v1/responses through the official openai client and the OpenAI Agents SDK, against the
 upstream double and the built-in model, on both databases: whole and streamed responses,
-function-tool round trips continued with previous_response_id, structured output, stored
-responses (retrieve, delete, input items and their pages), and refusals that change nothing."""
+function-tool round trips continued with previous_response_id, structured output, reasoning,
+refusals that change nothing, and upstream failures. Stored responses are in
+test_responses_store.py, file_search over memories in test_responses_file_search.py."""
 
 from __future__ import annotations
 
@@ -10,14 +11,9 @@ import json
 import openai
 import pytest
 
-from tests.conftest import cli_json
 from tests.polling import wait_for
+from tests.responses_helpers import FUNCTION_TOOLS, _get, sdk
 from tests.upstream_double import TOOL_CALLS, USAGE
-from tests.v8_helpers import V8
-
-
-def sdk(parley, key: str | None = None) -> openai.OpenAI:
-    return openai.OpenAI(base_url=parley.url + "/v1", api_key=key or parley.key, max_retries=0)
 
 
 def plain(obj):
@@ -30,17 +26,6 @@ def plain(obj):
         return [plain(v) for v in obj]
     return obj
 
-
-FUNCTION_TOOLS = [
-    {
-        "type": "function",
-        "name": name,
-        "description": f"the {name} tool",
-        "parameters": {"type": "object", "properties": {}, "additionalProperties": True},
-        "strict": False,
-    }
-    for _, name, _ in TOOL_CALLS
-]
 
 USAGE_OUT = {
     "input_tokens": USAGE["prompt_tokens"],
@@ -205,12 +190,6 @@ def test_raw_sdk_stream_events(parley):
     assert done.text == "echo: raw "
 
 
-def _get(parley, response_id: str) -> dict | None:
-    with parley.client() as http:
-        r = http.get(f"/v1/responses/{response_id}")
-    return r.json() if r.status_code == 200 else None
-
-
 def test_a_client_leaving_mid_stream_keeps_what_came_as_incomplete(parley):
     """The upstream never ends: deltas reaching the client at all show that events go out as
     chunks arrive; leaving stops the upstream and stores the response so far."""
@@ -358,166 +337,6 @@ def test_reasoning_effort_goes_upstream_and_reasoning_comes_back_as_a_summary(pa
     assert types[9] == "response.output_item.added" and events[9].item.type == "message"  # after reasoning closed
     assert events[6].text == "Let me think."
     assert final.output[0].summary[0].text == "Let me think." and final.output_text == "echo: stream it "
-
-
-def test_retrieve_delete_and_keys_own_their_responses(parley):
-    client = sdk(parley)
-    other = sdk(parley, cli_json(parley.database_url, "keys", "create", "--name", "other", "--json")["key"])
-    res = client.responses.create(model="gpt-4o-mini", input="mine")
-    missing = {"message": f"Response with id '{res.id}' not found.", "type": "invalid_request_error"}
-    for call in (
-        lambda: other.responses.retrieve(res.id),
-        lambda: other.responses.delete(res.id),
-        lambda: other.responses.input_items.list(res.id),
-    ):
-        with pytest.raises(openai.NotFoundError) as err:
-            call()
-        assert err.value.body == {**missing, "param": "response_id", "code": None}
-    with pytest.raises(openai.BadRequestError) as err:
-        other.responses.create(model="gpt-4o-mini", previous_response_id=res.id, input="theirs")
-    assert err.value.body == {
-        "message": f"Previous response with id '{res.id}' not found.",
-        "type": "invalid_request_error",
-        "param": "previous_response_id",
-        "code": "previous_response_not_found",
-    }
-    assert client.responses.retrieve(res.id).output_text == "echo: mine"  # untouched by the other key
-
-    with parley.client() as http:
-        r = http.delete(f"/v1/responses/{res.id}")
-        assert r.status_code == 200
-        assert r.json() == {"id": res.id, "object": "response.deleted", "deleted": True}
-        assert http.delete(f"/v1/responses/{res.id}").status_code == 404
-        assert http.get(f"/v1/responses/{res.id}").status_code == 404
-        assert http.get(f"/v1/responses/{res.id}/input_items").status_code == 404
-    with pytest.raises(openai.BadRequestError):
-        client.responses.create(model="gpt-4o-mini", previous_response_id=res.id, input="after delete")
-
-
-def _rows(parley, *ids: str) -> int:
-    import asyncio
-
-    from sqlalchemy import func, select
-
-    from parley.storage.db import create_engine
-    from parley.storage.models import ResponseItem, StoredResponse
-
-    async def count() -> int:
-        engine = create_engine(parley.database_url)
-        async with engine.connect() as conn:
-            responses = await conn.scalar(select(func.count()).where(StoredResponse.id.in_(ids)))
-            items = await conn.scalar(select(func.count()).where(ResponseItem.response_id.in_(ids)))
-        await engine.dispose()
-        return int(responses or 0) + int(items or 0)
-
-    return asyncio.run(count())
-
-
-def test_deleting_a_response_others_continue_from_keeps_their_context(parley):
-    client = sdk(parley)
-    a = client.responses.create(model="gpt-4o-mini", input="first")
-    b = client.responses.create(model="gpt-4o-mini", previous_response_id=a.id, input="second")
-    first_input = client.responses.input_items.list(a.id).data[0].id
-    client.responses.delete(a.id)
-    with pytest.raises(openai.NotFoundError):
-        client.responses.retrieve(a.id)
-    c = client.responses.create(model="gpt-4o-mini", previous_response_id=b.id, input="third")
-    assert [m["content"] for m in parley.upstream.rec.last()["messages"]] == [
-        "first",
-        "echo: first",
-        "second",
-        "echo: second",
-        "third",
-    ]
-    chain = [i.id for i in client.responses.input_items.list(c.id, order="asc").data]
-    assert chain[0] == first_input and len(chain) == 5  # a's input and output are still c's context
-    assert _rows(parley, a.id) > 0  # still read by b and c
-    client.responses.delete(c.id)
-    client.responses.delete(b.id)
-    assert _rows(parley, a.id, b.id, c.id) == 0  # nothing continues from them any more: gone
-
-
-def test_a_response_whose_parent_goes_while_it_runs_is_kept_whole(parley):
-    """Deleting the response a running continuation started from: when the continuation is
-    stored, its parent may be gone; it then keeps the parent's items as its own input."""
-    client = sdk(parley)
-    a = client.responses.create(model="gpt-4o-mini", input="first")
-    a_items = [i.id for i in client.responses.input_items.list(a.id, order="asc").data] + [a.output[0].id]
-    stream = client.responses.create(model="slow-stream", previous_response_id=a.id, input="slowly", stream=True)
-    events = iter(stream)
-    b = next(events).response
-    assert b.status == "in_progress"
-    client.responses.delete(a.id)
-    if _get(parley, b.id) is None:  # b is not stored yet: nothing continues from a, so a is gone
-        assert _rows(parley, a.id) == 0
-    rest = list(events)
-    assert rest[-1].type == "response.completed"
-    b_items = [i.id for i in client.responses.input_items.list(b.id, order="asc").data]
-    assert b_items[: len(a_items)] == a_items and len(b_items) == len(a_items) + 1
-    c = client.responses.create(model="gpt-4o-mini", previous_response_id=b.id, input="third")
-    assert [m["content"] for m in parley.upstream.rec.last()["messages"]][:3] == ["first", "echo: first", "slowly"]
-    assert c.output_text == "echo: third"
-
-
-def test_input_items_are_paginated_as_openai_pages_lists(parley):
-    client = sdk(parley)
-    res = client.responses.create(
-        model="gpt-4o-mini", input=[{"role": "user", "content": f"part {n}"} for n in range(5)]
-    )
-
-    def texts(items) -> list[str]:
-        return [i["content"][0]["text"] if isinstance(i, dict) else i.content[0].text for i in items]
-
-    assert texts(client.responses.input_items.list(res.id).data) == [f"part {n}" for n in (4, 3, 2, 1, 0)]
-    first = client.responses.input_items.list(res.id, limit=2, order="asc")
-    assert texts(first.data) == ["part 0", "part 1"] and first.has_more is True
-    assert texts(client.responses.input_items.list(res.id, limit=2, order="asc")) == [f"part {n}" for n in range(5)]
-
-    with parley.client() as http:
-        url = f"/v1/responses/{res.id}/input_items"
-        page = http.get(url, params={"order": "asc", "limit": 2}).json()
-        ids = [i["id"] for i in page["data"]]
-        assert page["object"] == "list" and page["first_id"] == ids[0] and page["last_id"] == ids[1]
-        page = http.get(url, params={"order": "asc", "limit": 2, "after": ids[1]}).json()
-        assert texts(page["data"]) == ["part 2", "part 3"] and page["has_more"] is True
-        last = http.get(url, params={"order": "asc", "limit": 2, "after": page["last_id"]}).json()
-        assert texts(last["data"]) == ["part 4"] and last["has_more"] is False
-        back = http.get(url, params={"order": "asc", "limit": 2, "before": page["last_id"]}).json()
-        assert texts(back["data"]) == ["part 1", "part 2"] and back["has_more"] is True
-        for params, param in (({"limit": 0}, "limit"), ({"order": "up"}, "order"), ({"after": "msg_x"}, "after")):
-            r = http.get(url, params=params)
-            assert r.status_code == 400 and r.json()["error"]["param"] == param
-
-
-def test_item_references_resolve_to_stored_items(parley):
-    client = sdk(parley)
-    first = client.responses.create(model="tools", input="go", tools=FUNCTION_TOOLS)
-    calls = [o for o in first.output if o.type == "function_call"]
-    second = client.responses.create(
-        model="tools",
-        tools=FUNCTION_TOOLS,
-        input=[
-            {"role": "user", "content": "go"},
-            *({"type": "item_reference", "id": c.id} for c in calls),
-            *({"type": "function_call_output", "call_id": c.call_id, "output": "done"} for c in calls),
-        ],
-    )
-    assert second.output_text == "echo: done"
-    assert [c["id"] for c in parley.upstream.rec.last()["messages"][1]["tool_calls"]] == [i for i, _, _ in TOOL_CALLS]
-    with pytest.raises(openai.BadRequestError) as err:
-        client.responses.create(model="gpt-4o-mini", input=[{"type": "item_reference", "id": "fc_unknown"}])
-    assert err.value.body["message"] == "Item with id 'fc_unknown' not found."
-
-
-def test_store_false_keeps_nothing(parley):
-    client = sdk(parley)
-    res = client.responses.create(model="gpt-4o-mini", input="forget me", store=False)
-    assert res.store is False and res.output_text == "echo: forget me"
-    assert _rows(parley, res.id) == 0
-    with pytest.raises(openai.NotFoundError):
-        client.responses.retrieve(res.id)
-    with pytest.raises(openai.BadRequestError):
-        client.responses.create(model="gpt-4o-mini", previous_response_id=res.id, input="and then?")
 
 
 @pytest.mark.parametrize(
@@ -676,110 +495,3 @@ def test_openai_agents_sdk_runs_an_agent_with_a_function_tool(parley, model, mod
         assert answer.strip() == "echo: Sunny in Paris"  # streamed, the double ends words with spaces
     else:
         assert answer.startswith("The tool returned: Sunny in Paris")
-
-
-# --- file_search over Parley's memories ------------------------------------------------------
-
-PASSAGES = {
-    "cook": "红烧肉的做法：五花肉切块，焯水后加冰糖炒糖色，再加酱油和料酒小火慢炖一小时。",
-    "space": "The Apollo 11 mission landed the first humans on the Moon in July 1969.",
-}
-
-
-@pytest.fixture(scope="module")
-def memory(parley):
-    """A memory (knowledge base) with two contents, embedded."""
-    app = cli_json(parley.database_url, "integrations", "create", "--name", "files", "--json")
-    admin = V8(parley.url, app, user_id="ops", admin=True)
-    made = admin.http.post("/memories", json={"name": "files"}).json()
-    ids = {}
-    for key, text in PASSAGES.items():
-        body = {"content": text, "key": key, "attrs": {"topic": key}}
-        ids[key] = admin.http.post(f"/memories/{made['id']}/contents", json=body).json()["content_id"]
-
-    def embedded() -> bool:
-        for cid in ids.values():
-            chunks = admin.http.get(f"/memories/{made['id']}/contents/{cid}/chunks").json()
-            if not chunks or any(c["embedding_status"] != "completed" for c in chunks):
-                return False
-        return True
-
-    wait_for(embedded, "the contents to be embedded", seconds=120)
-    return made["id"], ids
-
-
-def test_file_search_searches_parley_memories_and_cites_them(parley, memory):
-    memory_id, ids = memory
-    client = sdk(parley)
-    tool = {"type": "file_search", "vector_store_ids": [memory_id], "max_num_results": 2}
-    # Any score: the citation marker the echo model repeats makes the question a poorer match.
-    cited = {**tool, "ranking_options": {"score_threshold": 0}}
-    res = client.responses.create(
-        model="gpt-4o-mini", input="红烧肉怎么做？[1]", tools=[cited], include=["file_search_call.results"]
-    )
-    search, message = res.output
-    assert search.type == "file_search_call" and search.id.startswith("fs_") and search.status == "completed"
-    assert search.queries == ["红烧肉怎么做？[1]"]
-    best = search.results[0]
-    assert (best.file_id, best.filename, best.text, best.attributes) == (
-        ids["cook"],
-        "cook",
-        PASSAGES["cook"],
-        {"topic": "cook"},
-    )
-    assert [r.score for r in search.results] == sorted((r.score for r in search.results), reverse=True)
-    sent = parley.upstream.rec.last()
-    assert sent["messages"][0]["role"] == "system" and "[1] " + PASSAGES["cook"] in sent["messages"][0]["content"]
-    assert "tools" not in sent  # the search is Parley's: the model gets its results, not the tool
-    text = message.content[0]
-    assert text.text == "echo: 红烧肉怎么做？[1]"
-    assert [a.model_dump() for a in text.annotations] == [
-        {"type": "file_citation", "file_id": ids["cook"], "filename": "cook", "index": text.text.index("[1]")}
-    ]
-    assert res.tools[0].type == "file_search" and res.tools[0].vector_store_ids == [memory_id]
-
-    relevant = client.responses.create(
-        model="gpt-4o-mini", input="红烧肉怎么做？", tools=[tool], include=["file_search_call.results"]
-    )
-    assert relevant.output[0].results[0].file_id == ids["cook"]  # above the default threshold
-    quiet = client.responses.create(model="gpt-4o-mini", input="红烧肉怎么做？", tools=[tool])
-    assert quiet.output[0].type == "file_search_call" and quiet.output[0].results is None  # not included
-    after = client.responses.create(model="gpt-4o-mini", previous_response_id=quiet.id, input="thanks")
-    assert after.output_text == "echo: thanks"  # an earlier search in the chain is not sent to the model
-
-    with client.responses.stream(model="gpt-4o-mini", input="红烧肉怎么做？[1]", tools=[cited]) as stream:
-        events = list(stream)
-        final = stream.get_final_response()
-    assert [e.type for e in events[2:7]] == [
-        "response.output_item.added",
-        "response.file_search_call.in_progress",
-        "response.file_search_call.searching",
-        "response.file_search_call.completed",
-        "response.output_item.done",
-    ]
-    added = [e for e in events if e.type == "response.output_text.annotation.added"]
-    assert [e.annotation.file_id for e in added] == [ids["cook"]]
-    assert final.output[1].content[0].annotations[0].file_id == ids["cook"]
-
-
-def test_file_search_filters_and_score_threshold(parley, memory):
-    memory_id, ids = memory
-    client = sdk(parley)
-
-    def found(filters) -> set[str]:
-        tool = {
-            "type": "file_search",
-            "vector_store_ids": [memory_id],
-            "filters": filters,
-            "ranking_options": {"score_threshold": 0},
-        }
-        res = client.responses.create(
-            model="gpt-4o-mini", input="红烧肉怎么做？", tools=[tool], include=["file_search_call.results"]
-        )
-        return {r.file_id for r in res.output[0].results}
-
-    assert found({"type": "eq", "key": "topic", "value": "space"}) == {ids["space"]}
-    assert found({"type": "ne", "key": "topic", "value": "space"}) == {ids["cook"]}
-    either = {"type": "or", "filters": [{"type": "eq", "key": "topic", "value": v} for v in ("space", "cook")]}
-    assert found(either) == {ids["space"], ids["cook"]}
-    assert found({"type": "in", "key": "topic", "value": ["nothing"]}) == set()

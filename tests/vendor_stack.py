@@ -74,6 +74,10 @@ def vendor_stack(
             yield Stack(server.url, key, double.url, rec)
 
 
+def user(text: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": text}]
+
+
 def error_of(r: httpx.Response) -> dict[str, Any]:
     body = r.json()
     assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}, body
