@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -25,6 +25,9 @@ from parley.config import Settings
 from parley.server_protocol import Protocol
 from tests.servers import ThreadedServer
 from tests.upstream_double import Recorder, build
+
+if TYPE_CHECKING:
+    from tests.vendor_stack import Stack  # it imports this module
 
 SECRET_KEY = "0lS5lG1l3bJ8dM3sWkq6hGbQ7C9mYy2Q4a8c5vNnQ0E="  # the Fernet key tests share with the CLI
 DOUBLE_MODELS = [
@@ -208,3 +211,23 @@ def parley(database_url: str, upstream: Upstream) -> Iterator[Parley]:
     with ThreadedServer(create_app(settings), http=Protocol) as server:
         key = cli_json(database_url, "keys", "create", "--name", "tests", "--json")["key"]
         yield Parley(server.url, database_url, upstream, key)
+
+
+# The provider tests' stacks (tests/vendor_stack.py): a vendor's double, and a Parley whose
+# provider points at it. Each test module that asks for one starts its own.
+
+
+@pytest.fixture(scope="module")
+def claude(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    from tests.anthropic_helpers import claude_stack
+
+    with claude_stack(tmp_path_factory) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def gemini(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    from tests.gemini_helpers import gemini_stack
+
+    with gemini_stack(tmp_path_factory) as stack:
+        yield stack

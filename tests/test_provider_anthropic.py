@@ -9,13 +9,11 @@ and what the double received: the exact Messages API request Parley translated.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
 from tests.anthropic_double import API_KEY, SIGNATURE, TOOL_USES
-from tests.anthropic_helpers import TOOLS, claude_stack
+from tests.anthropic_helpers import TOOLS
 from tests.vendor_stack import Stack, deltas, error_of, finish_reasons, text_of, user
 
 USAGE = {
@@ -25,12 +23,6 @@ USAGE = {
     "prompt_tokens_details": {"cached_tokens": 0},
     "completion_tokens_details": {"reasoning_tokens": 0},
 }
-
-
-@pytest.fixture(scope="module")
-def claude(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with claude_stack(tmp_path_factory) as stack:
-        yield stack
 
 
 # ---------------------------------------------------------------- plain text, system prompt

@@ -8,20 +8,11 @@ and, where it matters, what the double received.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import openai
 import pytest
 
 from tests.anthropic_double import Recorder, build
-from tests.anthropic_helpers import claude_stack
 from tests.vendor_stack import Stack, error_of, leave_mid_stream, text_of, user, vendor_stack
-
-
-@pytest.fixture(scope="module")
-def claude(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with claude_stack(tmp_path_factory) as stack:
-        yield stack
 
 
 def test_vendor_400_passes_its_message_as_a_400(claude: Stack) -> None:

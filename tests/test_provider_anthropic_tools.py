@@ -9,19 +9,12 @@ and what the double received: the exact Messages API request Parley translated.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
 from tests.anthropic_double import TOOL_USES
-from tests.anthropic_helpers import TOOLS, claude_stack
+from tests.anthropic_helpers import TOOLS
 from tests.vendor_stack import Stack, deltas, finish_reasons, text_of, user
-
-
-@pytest.fixture(scope="module")
-def claude(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with claude_stack(tmp_path_factory) as stack:
-        yield stack
 
 
 def _tool_request(**extra: object) -> dict:

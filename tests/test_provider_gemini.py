@@ -15,21 +15,13 @@ server, and check it was asked for the right URL and limit.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from parley.providers import media
 from tests.gemini_double import API_KEY, CALLS, PIXEL
-from tests.gemini_helpers import gemini_stack
 from tests.vendor_stack import Stack, deltas, error_of, finish_reasons, text_of, user
-
-
-@pytest.fixture(scope="module")
-def gemini(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with gemini_stack(tmp_path_factory) as stack:
-        yield stack
 
 
 def usage(prompt: int, completion: int, cached: int = 0, reasoning: int = 0, total: int | None = None) -> dict:

@@ -7,18 +7,9 @@ Each test checks what the client gets (raw HTTP, whole and streamed).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.gemini_helpers import gemini_stack
 from tests.vendor_stack import Stack, error_of, leave_mid_stream, text_of, user
-
-
-@pytest.fixture(scope="module")
-def gemini(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with gemini_stack(tmp_path_factory) as stack:
-        yield stack
 
 
 def test_vendor_400_passes_its_message_as_a_400(gemini: Stack) -> None:

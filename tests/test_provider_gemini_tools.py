@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from parley.wire.gemini import SKIP_SIGNATURE, tool_call_id
 from tests.gemini_double import CALLS, SIGNATURE
-from tests.gemini_helpers import gemini_stack
 from tests.vendor_stack import Stack, deltas, error_of, finish_reasons, text_of, user
 
 TOOLS = [
@@ -60,12 +58,6 @@ DECLARATIONS = [
     {"name": "get_time", "parameters": {"type": "OBJECT", "properties": {"timezone": {"type": "STRING"}}}},
 ]
 IDS = [tool_call_id(name, n, args) for n, (name, args) in enumerate(CALLS)]
-
-
-@pytest.fixture(scope="module")
-def gemini(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with gemini_stack(tmp_path_factory) as stack:
-        yield stack
 
 
 def _tool_request(**extra: Any) -> dict:
