@@ -15,7 +15,7 @@ def sdk(parley: Parley, key: str | None = None) -> openai.OpenAI:
     return openai.OpenAI(base_url=parley.url + "/v1", api_key=key or parley.key, max_retries=0)
 
 
-def _get(parley: Parley, response_id: str) -> dict[str, Any] | None:
+def stored_response(parley: Parley, response_id: str) -> dict[str, Any] | None:
     """GET /v1/responses/{id}: the stored response, or None while (or once) there is none."""
     with parley.client() as http:
         r = http.get(f"/v1/responses/{response_id}")

@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from tests.polling import wait_for
-from tests.responses_helpers import FUNCTION_TOOLS, _get, sdk
+from tests.responses_helpers import FUNCTION_TOOLS, sdk, stored_response
 from tests.upstream_double import TOOL_CALLS, USAGE
 
 
@@ -208,7 +208,7 @@ def test_a_client_leaving_mid_stream_keeps_what_came_as_incomplete(parley):
         lambda: any(e["model"] == "endless" for e in parley.upstream.rec.stream_ends[ends:]), "the upstream to stop"
     )
     assert [e["reason"] for e in parley.upstream.rec.stream_ends[ends:] if e["model"] == "endless"] == ["cancelled"]
-    stored = wait_for(lambda: _get(parley, response_id), "the cut off response to be stored")
+    stored = wait_for(lambda: stored_response(parley, response_id), "the cut off response to be stored")
     assert stored["status"] == "incomplete"
     [message] = stored["output"]
     assert message["status"] == "incomplete"

@@ -8,7 +8,7 @@ import openai
 import pytest
 
 from tests.conftest import cli_json
-from tests.responses_helpers import FUNCTION_TOOLS, _get, sdk
+from tests.responses_helpers import FUNCTION_TOOLS, sdk, stored_response
 from tests.upstream_double import TOOL_CALLS
 
 
@@ -100,7 +100,7 @@ def test_a_response_whose_parent_goes_while_it_runs_is_kept_whole(parley):
     b = next(events).response
     assert b.status == "in_progress"
     client.responses.delete(a.id)
-    if _get(parley, b.id) is None:  # b is not stored yet: nothing continues from a, so a is gone
+    if stored_response(parley, b.id) is None:  # b is not stored yet: nothing continues from a, so a is gone
         assert _rows(parley, a.id) == 0
     rest = list(events)
     assert rest[-1].type == "response.completed"
