@@ -145,6 +145,7 @@ def test_settings(database_url: str, upstream_url: str, **overrides: Any) -> Set
             {"name": "gpt-4o-mini", "provider": "up", "upstream_model": "echo"},
             *({"name": m, "provider": "up-silent" if m in SILENT_MODELS else "up"} for m in DOUBLE_MODELS),
             {"name": "endless-short", "provider": "up-short", "upstream_model": "endless"},
+            {"name": "stalled-body", "provider": "up-short", "upstream_model": "stalled-body"},
             {"name": "misnamed", "provider": "up", "upstream_model": "fail-404"},  # a wrong upstream_model
             {"name": "unreachable", "provider": "nowhere"},
             {"name": "parley-offline", "provider": "builtin"},

@@ -294,7 +294,9 @@ def test_http_pathological_file_is_an_error_and_others_keep_being_served(parley,
     time.sleep(0.5)
     started = time.monotonic()
     assert httpx.get(parley.url + "/healthz").status_code == 200
-    assert time.monotonic() - started < 1  # parsing is off the event loop
+    # Parsing is off the event loop: were it on it, /healthz would wait for the parse to reach
+    # its 5 s limit (4.5 s more). 3 s leaves a busy machine room and still tells the two apart.
+    assert time.monotonic() - started < 3
     worker.join(30)
     assert result["r"].status_code == 500 and "took longer than 5s" in result["r"].json()["error"]
     assert upload(parley, token, "ok.txt", "好".encode()).json()["content"] == "好"

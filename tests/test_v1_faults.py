@@ -143,6 +143,15 @@ def test_upstream_that_never_answers_is_504(parley):
     assert time.monotonic() - started < 10
 
 
+def test_upstream_that_stalls_mid_body_is_504(parley):
+    # Its head came at once: the total timeout (1 s for this model's provider) ends the wait.
+    r = post(parley, {"model": "stalled-body", "messages": [{"role": "user", "content": "x"}]})
+    assert r.status_code == 504
+    err = error_of(r)
+    assert err["code"] == "upstream_timeout"
+    assert err["message"] == "Upstream provider 'up-short' did not finish within 1s"
+
+
 def sse_lines(parley, body) -> list[str]:
     with parley.client() as http, http.stream("POST", "/v1/chat/completions", json=body) as r:
         assert r.status_code == 200

@@ -158,6 +158,8 @@ def build(rec: Recorder) -> Starlette:
             return Response(orjson.dumps({"error": {"message": "context_length_exceeded", "type": "x"}}), 400)
         if model == "hang":
             await asyncio.sleep(3600)
+        if model == "stalled-body":  # the head and the start of a whole answer, then nothing
+            return StreamingResponse(_stalled(), media_type="application/json", headers={"content-length": "200"})
         text = NUL_REPLY if model == "nul-reply" else "echo: " + _last_user(body)
         if not body.get("stream"):
             return _whole(model, body, text)
@@ -196,6 +198,11 @@ def build(rec: Recorder) -> Starlette:
             Route("/v1/embeddings", embeddings, methods=["POST"]),
         ]
     )
+
+
+async def _stalled():
+    yield b'{"id": "chatcmpl-up", "object": "chat.completion", '
+    await asyncio.sleep(3600)
 
 
 def _whole(model: str, body: dict[str, Any], text: str) -> Response:
