@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import openai
 import pytest
@@ -50,6 +51,9 @@ def test_usage_is_counted_locally_when_upstream_gives_none(parley):
     assert res.choices[0].message.content == "echo: hello there"
     assert res.usage.prompt_tokens > 0 and res.usage.completion_tokens > 0
     assert res.usage.total_tokens == res.usage.prompt_tokens + res.usage.completion_tokens
+    # Its upstream sent no id and no created either: Parley gives the completion its own.
+    assert res.id.startswith("chatcmpl-") and len(res.id) == len("chatcmpl-") + 24
+    assert abs(res.created - time.time()) < 60
 
 
 def test_streaming_with_usage_ends_with_usage_chunk_without_choices(parley):

@@ -235,6 +235,8 @@ def _whole(model: str, body: dict[str, Any], text: str) -> Response:
     }
     if model != "no-usage":
         out["usage"] = DETAILED_USAGE if model == "cached-usage" else USAGE
+    else:  # a bare-bones server: no usage, no id, no created
+        del out["id"], out["created"]
     return Response(orjson.dumps(out), media_type="application/json")
 
 

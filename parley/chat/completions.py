@@ -105,8 +105,10 @@ async def _complete_once(route: Route, body: Body) -> Body:
     result = await route.provider.complete({**body, "model": route.upstream_model, "stream": False})
     result["model"] = route.public_name
     result["object"] = "chat.completion"
-    result.setdefault("id", new_completion_id())
-    result.setdefault("created", int(time.time()))
+    if "id" not in result:  # (not setdefault: a new id costs a uuid4, and upstreams send theirs)
+        result["id"] = new_completion_id()
+    if "created" not in result:
+        result["created"] = int(time.time())
     if not _valid_usage(result.get("usage")):
         await tokens.ready()
         choices = result.get("choices") or [{}]

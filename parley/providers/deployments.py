@@ -44,6 +44,8 @@ class Deployments:
 
     def order(self) -> list[Route]:
         """The deployments in the order this request should try them."""
+        if len(self.routes) == 1:  # the common case: nothing to order
+            return self.routes
         now = time.monotonic()
         healthy = [i for i in range(len(self.routes)) if self.health[i].cooldown_until <= now]
         resting = [i for i in range(len(self.routes)) if i not in healthy]
